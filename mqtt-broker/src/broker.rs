@@ -1,0 +1,208 @@
+//! The broker's shared state and the operations connections perform on it: publish a
+//! message, deliver retained messages, publish or schedule a will, release a session.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqtt_codec::{QoS, RetainHandling};
+use tokio_util::sync::CancellationToken;
+
+use crate::acl::Acl;
+use crate::auth::Authenticator;
+use crate::config::BrokerConfig;
+use crate::message::{Delivery, Message, Will};
+use crate::metrics::{BrokerMetrics, DropReason};
+use crate::retained::{MemoryRetainedStore, RetainedStore};
+use crate::router::{Router, Target};
+use crate::session::{Enqueued, QueueLimits, Session, SessionRegistry, Subscription};
+use crate::sys::SysStats;
+
+/// Everything connections share.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub router: Router,
+    pub sessions: SessionRegistry,
+    pub retained: Box<dyn RetainedStore>,
+    pub auth: Authenticator,
+    pub acl: Acl,
+    pub metrics: BrokerMetrics,
+    /// Counters behind the `$SYS` topics.
+    pub stats: SysStats,
+    /// Cancelled when the broker shuts down; every task watches it.
+    pub shutdown: CancellationToken,
+    /// Source of connection numbers (session ownership checks, logs).
+    next_conn_id: AtomicU64,
+    pub started: Instant,
+}
+
+impl Broker {
+    /// Shared state for a broker with this config, users, ACL and metrics.
+    pub fn new(config: BrokerConfig, auth: Authenticator, acl: Acl, metrics: BrokerMetrics) -> Self {
+        Self {
+            config,
+            router: Router::default(),
+            sessions: SessionRegistry::default(),
+            retained: Box::new(MemoryRetainedStore::default()),
+            auth,
+            acl,
+            metrics,
+            stats: SysStats::default(),
+            shutdown: CancellationToken::new(),
+            next_conn_id: AtomicU64::new(1),
+            started: Instant::now(),
+        }
+    }
+
+    /// A new connection number.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_queued: self.config.limits.max_queued_messages,
+            queue_qos0_offline: self.config.limits.queue_qos0_offline,
+        }
+    }
+
+    /// Publishes a message: updates the retained store if it is retained, then queues
+    /// it for every matching session. `scratch` is reused across calls to avoid an
+    /// allocation per message. Returns the number of sessions it was queued for.
+    pub fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> usize {
+        if message.retain {
+            self.retained.retain(message.clone());
+            self.metrics.retained.set(self.retained.len() as i64);
+        }
+        self.router.route(&message, scratch);
+        if scratch.is_empty() {
+            // Broker-originated messages ($SYS) with no audience are not drops.
+            if !message.publisher.is_empty() {
+                self.metrics.dropped(message.qos, DropReason::no_subscribers);
+            }
+            return 0;
+        }
+        let limits = self.queue_limits();
+        let mut queued = 0;
+        for target in scratch.drain(..) {
+            let delivery = Delivery {
+                message: message.clone(),
+                qos: target.qos,
+                retain: message.retain && target.retain_as_published,
+                subscription_ids: target.subscription_ids,
+            };
+            match target.session.enqueue(delivery, limits) {
+                Enqueued::Queued => queued += 1,
+                Enqueued::DroppedQueueFull => self.metrics.dropped(target.qos, DropReason::queue_full),
+                Enqueued::DroppedOffline => self.metrics.dropped(target.qos, DropReason::offline),
+            }
+        }
+        queued
+    }
+
+    /// Queues the retained messages matching a new subscription, as MQTT 5 Retain
+    /// Handling says. Shared subscriptions never receive retained messages (§4.8.2).
+    pub fn deliver_retained(&self, session: &Session, sub: &Subscription, existed: bool) {
+        let handling = sub.options.retain_handling;
+        if sub.share_group.is_some()
+            || handling == RetainHandling::DoNotSend
+            || (handling == RetainHandling::SendIfNew && existed)
+        {
+            return;
+        }
+        let limits = self.queue_limits();
+        for message in self.retained.matching(&sub.filter, Instant::now()) {
+            let qos = message.qos.min(sub.options.qos);
+            let delivery = Delivery {
+                message,
+                qos,
+                retain: true,
+                subscription_ids: sub.id.into_iter().collect(),
+            };
+            if session.enqueue(delivery, limits) != Enqueued::Queued {
+                self.metrics.dropped(qos, DropReason::queue_full);
+            }
+        }
+    }
+
+    /// Publishes a will now, or after its delay unless the client reconnects to the
+    /// same session first (MQTT 5 §3.1.3.2.2). The session's end also triggers it.
+    pub fn publish_will(self: &Arc<Self>, will: Will, session: Arc<Session>, generation: u64, session_expiry: u32) {
+        let delay = will.delay.min(Duration::from_secs(u64::from(session_expiry)));
+        if delay.is_zero() {
+            self.publish_will_now(will);
+            return;
+        }
+        let broker = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                // A clean-start reconnect or expiry ended the session before the delay.
+                _ = session.ended_signal.cancelled() => {}
+                // On shutdown the will goes out now: the server is closing the connection.
+                _ = broker.shutdown.cancelled() => {}
+            }
+            let reconnected = {
+                let st = session.lock();
+                st.generation != generation || st.connection.is_some()
+            };
+            if !reconnected {
+                broker.publish_will_now(will);
+            }
+        });
+    }
+
+    fn publish_will_now(&self, will: Will) {
+        let mut message = will.message;
+        if !self.acl.check(None, &message.publisher, crate::acl::Action::Publish, &message.topic) {
+            tracing::info!(topic = %message.topic, "will message denied by ACL");
+            return;
+        }
+        message.received_at = Instant::now();
+        message.properties.expires_at = will
+            .expiry_interval
+            .map(|secs| message.received_at + Duration::from_secs(u64::from(secs)));
+        self.metrics.will_published.inc();
+        let mut scratch = Vec::new();
+        self.publish(Arc::new(message), &mut scratch);
+    }
+
+    /// Releases a session when its connection ends: ends it now (expiry 0) or starts
+    /// its expiry timer.
+    pub fn release_session(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, expiry: u32) {
+        if self.sessions.close(session, conn_id, expiry) {
+            self.router.remove_session(session);
+            self.update_session_gauges();
+            return;
+        }
+        let generation = session.lock().generation;
+        if expiry == u32::MAX || session.lock().connection.is_some() {
+            return;
+        }
+        let broker = self.clone();
+        let session = session.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(u64::from(expiry))) => {}
+                _ = broker.shutdown.cancelled() => return,
+            }
+            if broker.sessions.expire(&session, generation) {
+                tracing::debug!(client_id = %session.client_id, "session expired");
+                broker.router.remove_session(&session);
+                broker.update_session_gauges();
+            }
+        });
+    }
+
+    /// Refreshes the session and subscription gauges.
+    pub fn update_session_gauges(&self) {
+        self.metrics.sessions.set(self.sessions.len() as i64);
+        self.metrics.subscriptions.set(self.router.len() as i64);
+    }
+
+    /// The highest QoS this broker accepts.
+    pub fn maximum_qos(&self) -> QoS {
+        QoS::from_u8(self.config.limits.maximum_qos).unwrap_or(QoS::ExactlyOnce)
+    }
+}

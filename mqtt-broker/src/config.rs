@@ -1,0 +1,280 @@
+//! Broker configuration: a TOML file, overridden by flags (see `main.rs`).
+//!
+//! Every field has a default, documented in `mqtt-broker/config/mqtt-broker.example.toml`.
+//! Unknown fields are errors, so a typo is reported with the field and file instead of
+//! being silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// MQTT listeners. Default: one TCP listener on 127.0.0.1:1883.
+    pub listeners: Vec<ListenerConfig>,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz; none to disable.
+    pub metrics_listen: Option<SocketAddr>,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    pub sys: SysConfig,
+    pub telemetry: common_metrics::TelemetryConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listeners: vec![ListenerConfig::tcp("127.0.0.1:1883".parse().expect("valid address"))],
+            metrics_listen: Some("127.0.0.1:9091".parse().expect("valid address")),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+            sys: SysConfig::default(),
+            telemetry: Default::default(),
+        }
+    }
+}
+
+/// Transport of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerProtocol {
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl ListenerProtocol {
+    /// Label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
+        }
+    }
+
+    fn needs_tls(self) -> bool {
+        matches!(self, Self::Tls | Self::Wss)
+    }
+}
+
+/// One MQTT listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub protocol: ListenerProtocol,
+    pub bind: SocketAddr,
+    /// Accept clients without username/password. Default: only on loopback addresses.
+    pub allow_anonymous: Option<bool>,
+    /// PEM certificate chain, for `tls` and `wss`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key, for `tls` and `wss`.
+    pub tls_key: Option<PathBuf>,
+    /// HTTP path of the WebSocket endpoint, for `ws` and `wss`.
+    #[serde(default = "default_ws_path")]
+    pub ws_path: String,
+}
+
+fn default_ws_path() -> String {
+    "/mqtt".into()
+}
+
+impl ListenerConfig {
+    /// A plain TCP listener.
+    pub fn tcp(bind: SocketAddr) -> Self {
+        Self {
+            protocol: ListenerProtocol::Tcp,
+            bind,
+            allow_anonymous: None,
+            tls_cert: None,
+            tls_key: None,
+            ws_path: default_ws_path(),
+        }
+    }
+
+    /// Whether anonymous clients are accepted here.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous.unwrap_or_else(|| self.bind.ip().is_loopback())
+    }
+}
+
+/// Protocol limits and queue sizes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections beyond this are refused at accept.
+    pub max_connections: usize,
+    /// Largest packet accepted from a client, in bytes (advertised to MQTT 5 clients).
+    pub max_packet_size: u32,
+    /// Seconds a new connection has to send CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Largest keep-alive accepted; MQTT 5 clients asking for more (or for 0) are told
+    /// this value as Server Keep Alive. 0 means no limit.
+    pub max_keep_alive_secs: u16,
+    /// QoS 2 messages a client may have unreleased at once (our Receive Maximum).
+    pub receive_maximum: u16,
+    /// QoS 1/2 deliveries in flight per session (also capped by the client's Receive Maximum).
+    pub max_inflight: u16,
+    /// Deliveries queued per session; beyond it new deliveries are dropped and counted.
+    pub max_queued_messages: usize,
+    /// Also queue QoS 0 messages for offline persistent sessions.
+    pub queue_qos0_offline: bool,
+    /// Topic aliases a client may use (our Topic Alias Maximum); 0 disables them.
+    pub topic_alias_maximum: u16,
+    /// Longest session expiry interval granted, in seconds.
+    pub max_session_expiry_secs: u32,
+    /// Expiry of MQTT 3.x persistent sessions (clean session = 0), in seconds; none = never.
+    pub v3_session_expiry_secs: Option<u32>,
+    /// Highest QoS accepted (0, 1 or 2).
+    pub maximum_qos: u8,
+    pub retain_available: bool,
+    pub wildcard_subscription_available: bool,
+    pub shared_subscription_available: bool,
+    pub subscription_identifiers_available: bool,
+    /// Longest client identifier accepted, in bytes.
+    pub max_client_id_len: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_packet_size: 1024 * 1024,
+            connect_timeout_secs: 10,
+            max_keep_alive_secs: 0,
+            receive_maximum: 1024,
+            max_inflight: 64,
+            max_queued_messages: 1000,
+            queue_qos0_offline: false,
+            topic_alias_maximum: 64,
+            max_session_expiry_secs: u32::MAX,
+            v3_session_expiry_secs: None,
+            maximum_qos: 2,
+            retain_available: true,
+            wildcard_subscription_available: true,
+            shared_subscription_available: true,
+            subscription_identifiers_available: true,
+            max_client_id_len: 256,
+        }
+    }
+}
+
+/// Authentication and authorisation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `username:argon2-PHC-hash` lines (make them with `mqtt-broker passwd`).
+    pub password_file: Option<PathBuf>,
+    /// ACL rules (TOML); without it every authenticated client may publish and subscribe anywhere.
+    pub acl_file: Option<PathBuf>,
+}
+
+/// `$SYS/broker/...` statistics topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SysConfig {
+    /// Seconds between updates; 0 disables them.
+    pub interval_secs: u64,
+}
+
+impl Default for SysConfig {
+    fn default() -> Self {
+        Self { interval_secs: 10 }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads and validates a TOML file. Errors name the file and the field.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: cross-field rules and value ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err("listeners: at least one listener is required".into());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.protocol.needs_tls() && (l.tls_cert.is_none() || l.tls_key.is_none()) {
+                return Err(format!(
+                    "listeners[{i}]: protocol {} needs tls_cert and tls_key",
+                    l.protocol.as_str()
+                ));
+            }
+            if !l.ws_path.starts_with('/') {
+                return Err(format!("listeners[{i}].ws_path: must start with '/'"));
+            }
+        }
+        let limits = &self.limits;
+        if limits.maximum_qos > 2 {
+            return Err("limits.maximum_qos: must be 0, 1 or 2".into());
+        }
+        if limits.receive_maximum == 0 || limits.max_inflight == 0 {
+            return Err("limits.receive_maximum and limits.max_inflight: must be at least 1".into());
+        }
+        if limits.max_packet_size < 64 {
+            return Err("limits.max_packet_size: must be at least 64 bytes".into());
+        }
+        if limits.max_queued_messages == 0 {
+            return Err("limits.max_queued_messages: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mqtt-broker.example.toml");
+        let c = BrokerConfig::from_file(&path).expect("example config is valid");
+        let d = BrokerConfig::default();
+        assert_eq!(c.limits.max_packet_size, d.limits.max_packet_size);
+        assert_eq!(c.limits.max_queued_messages, d.limits.max_queued_messages);
+        assert_eq!(c.sys.interval_secs, d.sys.interval_secs);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "[limits]\nmax_pakcet_size = 10\n").unwrap();
+        let err = BrokerConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("max_pakcet_size") && err.contains("b.toml"), "{err}");
+    }
+
+    #[test]
+    fn tls_listener_without_cert_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "[[listeners]]\nprotocol = \"tls\"\nbind = \"127.0.0.1:8883\"\n").unwrap();
+        let err = BrokerConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("listeners[0]") && err.contains("tls_cert"), "{err}");
+    }
+
+    #[test]
+    fn anonymous_defaults_to_loopback_only() {
+        assert!(ListenerConfig::tcp("127.0.0.1:1".parse().unwrap()).anonymous_allowed());
+        assert!(!ListenerConfig::tcp("0.0.0.0:1".parse().unwrap()).anonymous_allowed());
+    }
+}

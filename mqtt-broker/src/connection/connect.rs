@@ -1,0 +1,309 @@
+//! The CONNECT handshake: read CONNECT within the connect timeout, validate it,
+//! authenticate, open (or take over) the session, answer CONNACK and resend what was
+//! in flight when the session was last connected.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_codec::{
+    ByteString, ConnAck, ConnAckProperties, Connect, DecodeError, LastWill, Packet, ProtocolVersion, QoS, ReasonCode,
+};
+use rand::Rng;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::io::ReadError;
+use super::{Client, Close, Io, ListenerContext};
+use crate::auth::AuthResult;
+use crate::broker::Broker;
+use crate::message::{Message, MessageProperties, Will};
+use crate::session::Inflight;
+
+/// Reads and answers CONNECT; on success the client owns its session.
+pub(super) async fn handshake<R, W>(
+    broker: &Arc<Broker>,
+    mut io: Io<R, W>,
+    peer: SocketAddr,
+    listener: &ListenerContext,
+) -> Result<Client<R, W>, Close>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let limits = &broker.config.limits;
+    let timeout = Duration::from_secs(limits.connect_timeout_secs);
+    let read = tokio::select! {
+        r = tokio::time::timeout(timeout, io.read_packet(None)) => r,
+        _ = broker.shutdown.cancelled() => return Err(Close::Shutdown),
+    };
+    let connect = match read {
+        Err(_) => {
+            broker.metrics.packet_error("connect_timeout");
+            return Err(Close::ConnectTimeout);
+        }
+        Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+        Ok(Ok(Some(_))) => {
+            broker.metrics.packet_error("protocol_error");
+            return Err(Close::protocol(ReasonCode::PROTOCOL_ERROR, "first packet is not CONNECT"));
+        }
+        Ok(Ok(None)) => return Err(Close::PeerClosed),
+        Ok(Err(ReadError::Io(_))) => return Err(Close::Io),
+        Ok(Err(ReadError::Decode(e))) => {
+            broker.metrics.packet_error(e.kind());
+            if let DecodeError::UnsupportedProtocolVersion(_) = e {
+                // The client's version is unknown; a 3.1.1 CONNACK (return code 1) is
+                // what 3.x clients understand and what the 5.0 spec allows.
+                return Err(refuse(&mut io, ProtocolVersion::V3_1_1, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION).await);
+            }
+            return Err(Close::protocol(e.reason_code(), "malformed CONNECT"));
+        }
+    };
+    let version = connect.protocol;
+    let metrics = broker.metrics.connection(listener.protocol, version);
+    metrics.packet_received(mqtt_codec::PacketKind::Connect);
+    match accept(broker, &connect, listener).await {
+        Ok(accepted) => Ok(open_session(broker, io, *connect, accepted, peer, metrics)),
+        Err(reason) => {
+            metrics.packet_sent(mqtt_codec::PacketKind::ConnAck);
+            Err(refuse(&mut io, version, reason).await)
+        }
+    }
+}
+
+/// What validation decided about an acceptable CONNECT.
+struct Accepted {
+    client_id: ByteString,
+    assigned: bool,
+    session_expiry: u32,
+    server_keep_alive: Option<u16>,
+}
+
+/// Validates CONNECT and authenticates; `Err` is the CONNACK reason code.
+async fn accept(broker: &Broker, c: &Connect, listener: &ListenerContext) -> Result<Accepted, ReasonCode> {
+    let limits = &broker.config.limits;
+    let v5 = c.protocol.is_v5();
+    let props = &c.properties;
+    if props.receive_maximum == Some(0) || props.maximum_packet_size == Some(0) {
+        return Err(ReasonCode::PROTOCOL_ERROR);
+    }
+    if props.authentication_method.is_some() {
+        // Enhanced authentication (AUTH exchanges) is not offered.
+        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
+    }
+    let (client_id, assigned) = if c.client_id.is_empty() {
+        if c.protocol == ProtocolVersion::V3_1 || (!v5 && !c.clean_start) {
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        (assign_client_id(), true)
+    } else {
+        (c.client_id.clone(), false)
+    };
+    if client_id.len() > limits.max_client_id_len {
+        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    }
+    if let Some(will) = &c.will {
+        mqtt_codec::topic::validate_topic_name(&will.topic).map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?;
+        if will.qos > broker.maximum_qos() {
+            return Err(ReasonCode::QOS_NOT_SUPPORTED);
+        }
+        if will.retain && !limits.retain_available {
+            return Err(ReasonCode::RETAIN_NOT_SUPPORTED);
+        }
+    }
+    let password = c.password.as_deref();
+    match broker
+        .auth
+        .check(c.username.as_deref(), password, listener.anonymous_allowed)
+        .await
+    {
+        AuthResult::Allowed => {}
+        AuthResult::BadCredentials => {
+            broker.metrics.auth_failures.inc();
+            broker.metrics.packet_error("auth_failed");
+            tracing::info!(client_id = %client_id, username = c.username.as_deref().unwrap_or(""), "bad username or password");
+            return Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        }
+        AuthResult::NotAuthorized => {
+            broker.metrics.auth_failures.inc();
+            broker.metrics.packet_error("auth_failed");
+            tracing::info!(client_id = %client_id, "anonymous client refused");
+            return Err(ReasonCode::NOT_AUTHORIZED);
+        }
+    }
+    let session_expiry = if v5 {
+        props.session_expiry_interval.unwrap_or(0).min(limits.max_session_expiry_secs)
+    } else if c.clean_start {
+        0
+    } else {
+        limits.v3_session_expiry_secs.unwrap_or(u32::MAX)
+    };
+    let max_ka = limits.max_keep_alive_secs;
+    let server_keep_alive = (v5 && max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka)).then_some(max_ka);
+    Ok(Accepted {
+        client_id,
+        assigned,
+        session_expiry,
+        server_keep_alive,
+    })
+}
+
+fn assign_client_id() -> ByteString {
+    let n: u128 = rand::rng().random();
+    format!("auto-{n:032x}").into()
+}
+
+/// Sends a refusing CONNACK and closes.
+async fn refuse<R, W>(io: &mut Io<R, W>, version: ProtocolVersion, reason_code: ReasonCode) -> Close
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason_code,
+        properties: ConnAckProperties::default(),
+    });
+    io.encode(&connack, version);
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.flush()).await;
+    Close::Refused(reason_code)
+}
+
+fn will_of(client_id: &ByteString, will: LastWill) -> Will {
+    let p = will.properties;
+    Will {
+        message: Message {
+            topic: will.topic,
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            properties: MessageProperties {
+                payload_format_indicator: p.payload_format_indicator,
+                expires_at: None,
+                content_type: p.content_type,
+                response_topic: p.response_topic,
+                correlation_data: p.correlation_data,
+                user_properties: p.user_properties,
+            },
+            publisher: client_id.clone(),
+            received_at: std::time::Instant::now(),
+        },
+        delay: Duration::from_secs(u64::from(p.will_delay_interval.unwrap_or(0))),
+        expiry_interval: p.message_expiry_interval,
+    }
+}
+
+/// Opens the session, answers CONNACK and resends in-flight deliveries.
+fn open_session<R, W>(
+    broker: &Arc<Broker>,
+    io: Io<R, W>,
+    c: Connect,
+    accepted: Accepted,
+    peer: SocketAddr,
+    metrics: crate::metrics::ConnectionMetrics,
+) -> Client<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let limits = &broker.config.limits;
+    let version = c.protocol;
+    let conn_id = broker.next_conn_id();
+    let (kick_tx, kick_rx) = oneshot::channel();
+    let opened = broker
+        .sessions
+        .open(&accepted.client_id, c.clean_start, conn_id, kick_tx);
+    if let Some(old) = &opened.discarded {
+        broker.router.remove_session(old);
+    }
+    opened.session.lock().expiry_interval = accepted.session_expiry;
+    broker.update_session_gauges();
+    tracing::debug!(
+        client_id = %accepted.client_id, %peer, version = version.as_str(),
+        session_present = opened.present, "client connected"
+    );
+
+    let props = &c.properties;
+    let keep_alive_secs = accepted.server_keep_alive.unwrap_or(c.keep_alive);
+    let requested_expiry = props.session_expiry_interval.unwrap_or(0);
+    let max_qos = broker.maximum_qos();
+    let mut client = Client {
+        broker: broker.clone(),
+        io,
+        conn_id,
+        version,
+        client_id: accepted.client_id.clone(),
+        username: c.username.clone(),
+        session: opened.session,
+        generation: opened.generation,
+        kick: kick_rx,
+        will: c.will.map(|w| will_of(&accepted.client_id, w)),
+        keep_alive: (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500)),
+        last_read: Instant::now(),
+        session_expiry: accepted.session_expiry,
+        connect_expiry_was_zero: requested_expiry == 0,
+        send_window: usize::from(props.receive_maximum.unwrap_or(u16::MAX).min(limits.max_inflight)),
+        client_max_packet: props.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
+        client_alias_max: if version.is_v5() { props.topic_alias_maximum.unwrap_or(0) } else { 0 },
+        alias_in: HashMap::new(),
+        alias_out: HashMap::new(),
+        metrics,
+        scratch: Vec::new(),
+        max_qos,
+    };
+    let connack = ConnAckProperties {
+        session_expiry_interval: (version.is_v5() && accepted.session_expiry != requested_expiry)
+            .then_some(accepted.session_expiry),
+        receive_maximum: (limits.receive_maximum != u16::MAX).then_some(limits.receive_maximum),
+        maximum_qos: (max_qos != QoS::ExactlyOnce).then_some(max_qos),
+        retain_available: (!limits.retain_available).then_some(false),
+        maximum_packet_size: Some(limits.max_packet_size),
+        assigned_client_identifier: accepted.assigned.then(|| accepted.client_id.clone()),
+        topic_alias_maximum: (limits.topic_alias_maximum > 0).then_some(limits.topic_alias_maximum),
+        wildcard_subscription_available: (!limits.wildcard_subscription_available).then_some(false),
+        subscription_identifiers_available: (!limits.subscription_identifiers_available).then_some(false),
+        shared_subscription_available: (!limits.shared_subscription_available).then_some(false),
+        server_keep_alive: accepted.server_keep_alive,
+        ..Default::default()
+    };
+    client.send(Packet::ConnAck(ConnAck {
+        session_present: opened.present,
+        reason_code: ReasonCode::SUCCESS,
+        properties: connack,
+    }));
+    if opened.present {
+        client.resend_inflight();
+    }
+    client
+}
+
+impl<R, W> Client<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    /// Resends, in packet-id order, every delivery left unacknowledged by the previous
+    /// connection: PUBLISH with DUP set, or PUBREL (MQTT 4.4).
+    fn resend_inflight(&mut self) {
+        let pending: Vec<(u16, Inflight)> = self
+            .session
+            .lock()
+            .inflight
+            .iter()
+            .map(|(id, entry)| (*id, entry.clone()))
+            .collect();
+        let now = std::time::Instant::now();
+        for (id, entry) in pending {
+            match entry {
+                Inflight::Publish(delivery) => {
+                    if !self.write_publish(&delivery, Some(id), true, now) {
+                        self.session.lock().inflight.remove(&id);
+                    }
+                }
+                Inflight::Released => self.send(Packet::PubRel(mqtt_codec::PubResponse::new(id))),
+            }
+        }
+    }
+}

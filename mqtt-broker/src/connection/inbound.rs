@@ -1,0 +1,360 @@
+//! Packets from the client after CONNECT: PUBLISH and its acknowledgements,
+//! SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT and AUTH.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqtt_codec::{
+    ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Client, Close};
+use crate::acl::Action;
+use crate::message::{Message, MessageProperties};
+use crate::metrics::DropReason;
+use crate::session::{Inflight, Subscription};
+use crate::sys::SysStats;
+
+impl<R, W> Client<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    /// Dispatches one packet.
+    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        self.metrics.packet_received(packet.kind());
+        match packet {
+            Packet::Publish(p) => self.handle_publish(p),
+            Packet::PubAck(r) => self.handle_puback(r),
+            Packet::PubRec(r) => self.handle_pubrec(r),
+            Packet::PubRel(r) => self.handle_pubrel(r),
+            Packet::PubComp(r) => self.handle_pubcomp(r),
+            Packet::Subscribe(s) => self.handle_subscribe(s),
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
+            Packet::PingReq => {
+                self.send(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.handle_disconnect(d),
+            Packet::Auth(_) => Err(self.violation(ReasonCode::PROTOCOL_ERROR, "AUTH without an authentication method")),
+            Packet::Connect(_) => Err(self.violation(ReasonCode::PROTOCOL_ERROR, "second CONNECT")),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(self.violation(ReasonCode::PROTOCOL_ERROR, "server-to-client packet from a client"))
+            }
+        }
+    }
+
+    fn violation(&self, reason: ReasonCode, detail: &'static str) -> Close {
+        self.broker.metrics.packet_error("protocol_error");
+        Close::protocol(reason, detail)
+    }
+
+    /// Resolves an MQTT 5 topic alias (§3.3.2.3.4).
+    fn resolve_topic(&mut self, p: &Publish) -> Result<ByteString, Close> {
+        let Some(alias) = p.properties.topic_alias else {
+            if p.topic.is_empty() {
+                return Err(self.violation(ReasonCode::PROTOCOL_ERROR, "empty topic without topic alias"));
+            }
+            return Ok(p.topic.clone());
+        };
+        if alias == 0 || alias > self.broker.config.limits.topic_alias_maximum {
+            return Err(self.violation(ReasonCode::TOPIC_ALIAS_INVALID, "topic alias out of range"));
+        }
+        if p.topic.is_empty() {
+            return match self.alias_in.get(&alias) {
+                Some(topic) => Ok(topic.clone()),
+                None => Err(self.violation(ReasonCode::PROTOCOL_ERROR, "unknown topic alias")),
+            };
+        }
+        self.alias_in.insert(alias, p.topic.clone());
+        Ok(p.topic.clone())
+    }
+
+    fn handle_publish(&mut self, p: Publish) -> Result<(), Close> {
+        let topic = self.resolve_topic(&p)?;
+        if p.qos > self.max_qos {
+            return Err(self.violation(ReasonCode::QOS_NOT_SUPPORTED, "QoS above maximum"));
+        }
+        if p.retain && !self.broker.config.limits.retain_available {
+            return Err(self.violation(ReasonCode::RETAIN_NOT_SUPPORTED, "retain not available"));
+        }
+        self.metrics.message_received(p.qos);
+        SysStats::add(&self.broker.stats.messages_received, 1);
+        let packet_id = p.packet_id.unwrap_or(0);
+
+        if p.qos == QoS::ExactlyOnce && self.session.lock().incoming_qos2.contains(&packet_id) {
+            // A retransmission of a QoS 2 PUBLISH we already accepted: acknowledge
+            // again, do not deliver twice (MQTT 4.3.3).
+            self.send(Packet::PubRec(PubResponse::new(packet_id)));
+            return Ok(());
+        }
+
+        if p.qos == QoS::ExactlyOnce
+            && self.session.lock().incoming_qos2.len() >= usize::from(self.broker.config.limits.receive_maximum)
+        {
+            return Err(self.violation(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 in flight"));
+        }
+        let mut reason = self.check_publish(&topic, &p);
+        if reason.is_success() {
+            let message = self.message_of(topic, p.qos, p.retain, p.payload, p.properties);
+            let queued = self.broker.publish(Arc::new(message), &mut self.scratch);
+            if queued == 0 {
+                reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+            }
+        } else {
+            self.broker.metrics.dropped(p.qos, DropReason::acl_denied);
+        }
+        // MQTT 3.x has no reason codes: the client is acknowledged either way.
+        let v5 = self.version.is_v5();
+        let reason = if v5 { reason } else { ReasonCode::SUCCESS };
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(Packet::PubAck(PubResponse::with_reason(packet_id, reason))),
+            QoS::ExactlyOnce => {
+                if reason.is_success() {
+                    self.session.lock().incoming_qos2.insert(packet_id);
+                }
+                self.send(Packet::PubRec(PubResponse::with_reason(packet_id, reason)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Authorisation and payload checks; a failure reason (≥ 0x80) means do not publish.
+    fn check_publish(&self, topic: &str, p: &Publish) -> ReasonCode {
+        if topic.starts_with("$SYS") {
+            return ReasonCode::NOT_AUTHORIZED;
+        }
+        if !self
+            .broker
+            .acl
+            .check(self.username.as_deref(), &self.client_id, Action::Publish, topic)
+        {
+            self.broker.metrics.packet_error("acl_denied");
+            return ReasonCode::NOT_AUTHORIZED;
+        }
+        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
+            self.broker.metrics.packet_error("payload_format_invalid");
+            return ReasonCode::PAYLOAD_FORMAT_INVALID;
+        }
+        ReasonCode::SUCCESS
+    }
+
+    fn message_of(
+        &self,
+        topic: ByteString,
+        qos: QoS,
+        retain: bool,
+        payload: bytes::Bytes,
+        props: mqtt_codec::PublishProperties,
+    ) -> Message {
+        let received_at = Instant::now();
+        Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: MessageProperties {
+                payload_format_indicator: props.payload_format_indicator,
+                expires_at: props
+                    .message_expiry_interval
+                    .map(|secs| received_at + Duration::from_secs(u64::from(secs))),
+                content_type: props.content_type,
+                response_topic: props.response_topic,
+                correlation_data: props.correlation_data,
+                user_properties: props.user_properties,
+            },
+            publisher: self.client_id.clone(),
+            received_at,
+        }
+    }
+
+    fn handle_puback(&mut self, r: PubResponse) -> Result<(), Close> {
+        let mut st = self.session.lock();
+        match st.inflight.get(&r.packet_id) {
+            Some(Inflight::Publish(d)) if d.qos == QoS::AtLeastOnce => {
+                st.inflight.remove(&r.packet_id);
+            }
+            _ => {
+                drop(st);
+                self.broker.metrics.packet_error("unknown_packet_id");
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_pubrec(&mut self, r: PubResponse) -> Result<(), Close> {
+        let id = r.packet_id;
+        let mut st = self.session.lock();
+        let reply = match st.inflight.get(&id) {
+            Some(Inflight::Publish(d)) if d.qos == QoS::ExactlyOnce => {
+                if r.reason_code.is_success() {
+                    st.inflight.insert(id, Inflight::Released);
+                    Some(ReasonCode::SUCCESS)
+                } else {
+                    // The receiver refused the message; the exchange ends here.
+                    st.inflight.remove(&id);
+                    None
+                }
+            }
+            Some(Inflight::Released) => Some(ReasonCode::SUCCESS),
+            _ => Some(if self.version.is_v5() {
+                ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+            } else {
+                ReasonCode::SUCCESS
+            }),
+        };
+        drop(st);
+        if let Some(reason) = reply {
+            self.send(Packet::PubRel(PubResponse::with_reason(id, reason)));
+        }
+        Ok(())
+    }
+
+    fn handle_pubrel(&mut self, r: PubResponse) -> Result<(), Close> {
+        let known = self.session.lock().incoming_qos2.remove(&r.packet_id);
+        let reason = if known || !self.version.is_v5() {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.send(Packet::PubComp(PubResponse::with_reason(r.packet_id, reason)));
+        Ok(())
+    }
+
+    fn handle_pubcomp(&mut self, r: PubResponse) -> Result<(), Close> {
+        let mut st = self.session.lock();
+        if matches!(st.inflight.get(&r.packet_id), Some(Inflight::Released)) {
+            st.inflight.remove(&r.packet_id);
+        } else {
+            drop(st);
+            self.broker.metrics.packet_error("unknown_packet_id");
+        }
+        Ok(())
+    }
+
+    fn handle_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
+        if !self.session.lock().is_owned_by(self.conn_id) {
+            // Taken over: routes added now would point at a session that moved on.
+            return Err(Close::TakenOver);
+        }
+        let limits = &self.broker.config.limits;
+        if s.properties.subscription_identifier.is_some() && !limits.subscription_identifiers_available {
+            return Err(self.violation(
+                ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                "subscription identifiers not available",
+            ));
+        }
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut added = Vec::new();
+        for f in &s.filters {
+            match self.subscribe_one(f, s.properties.subscription_identifier)? {
+                Ok((sub, existed)) => {
+                    codes.push(ReasonCode(sub.options.qos as u8));
+                    added.push((sub, existed));
+                }
+                Err(code) => {
+                    self.broker.metrics.packet_error("subscribe_refused");
+                    codes.push(code);
+                }
+            }
+        }
+        self.broker.update_session_gauges();
+        self.send(Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        }));
+        // Retained messages follow the SUBACK (they are queued, and the queue is
+        // drained after the SUBACK in the write buffer).
+        for (sub, existed) in added {
+            self.broker.deliver_retained(&self.session, &sub, existed);
+        }
+        Ok(())
+    }
+
+    /// One filter of a SUBSCRIBE: `Ok(Err(code))` refuses just this filter; `Err`
+    /// closes the connection.
+    #[allow(clippy::type_complexity)]
+    fn subscribe_one(
+        &mut self,
+        f: &SubscribeFilter,
+        id: Option<u32>,
+    ) -> Result<Result<(Subscription, bool), ReasonCode>, Close> {
+        let limits = &self.broker.config.limits;
+        let (group, filter) = match mqtt_codec::topic::parse_shared(&f.filter) {
+            Ok(Some(shared)) => (Some(ByteString::from(shared.group)), ByteString::from(shared.filter)),
+            Ok(None) => (None, f.filter.clone()),
+            Err(_) => return Ok(Err(ReasonCode::TOPIC_FILTER_INVALID)),
+        };
+        if group.is_some() {
+            if !limits.shared_subscription_available {
+                return Ok(Err(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
+            }
+            if f.options.no_local && self.version.is_v5() {
+                return Err(self.violation(ReasonCode::PROTOCOL_ERROR, "No Local on a shared subscription"));
+            }
+        }
+        if mqtt_codec::topic::validate_topic_filter(&filter).is_err() {
+            return Ok(Err(ReasonCode::TOPIC_FILTER_INVALID));
+        }
+        if !limits.wildcard_subscription_available && filter.contains(['+', '#']) {
+            return Ok(Err(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
+        }
+        if !self
+            .broker
+            .acl
+            .check(self.username.as_deref(), &self.client_id, Action::Subscribe, &filter)
+        {
+            return Ok(Err(ReasonCode::NOT_AUTHORIZED));
+        }
+        let sub = Subscription {
+            share_group: group,
+            filter,
+            options: SubscriptionOptions {
+                qos: f.options.qos.min(self.max_qos),
+                ..f.options
+            },
+            id,
+        };
+        let existed = self.broker.router.subscribe(&self.session, &sub);
+        self.session.lock().subscriptions.insert(f.filter.clone(), sub.clone());
+        Ok(Ok((sub, existed)))
+    }
+
+    fn handle_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Close> {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for filter in &u.filters {
+            let removed = self.session.lock().subscriptions.remove(filter);
+            let code = match removed {
+                Some(sub) => {
+                    self.broker.router.unsubscribe(&self.client_id, &sub);
+                    ReasonCode::SUCCESS
+                }
+                None => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            };
+            codes.push(code);
+        }
+        self.broker.update_session_gauges();
+        self.send(Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        }));
+        Ok(())
+    }
+
+    fn handle_disconnect(&mut self, d: Disconnect) -> Result<(), Close> {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            if self.connect_expiry_was_zero && expiry != 0 {
+                return Err(self.violation(ReasonCode::PROTOCOL_ERROR, "session expiry raised from 0 at DISCONNECT"));
+            }
+            self.session_expiry = expiry.min(self.broker.config.limits.max_session_expiry_secs);
+        }
+        Err(Close::ClientDisconnect {
+            publish_will: d.reason_code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+        })
+    }
+}

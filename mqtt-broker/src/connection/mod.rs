@@ -1,0 +1,208 @@
+//! One client connection, from CONNECT to close.
+//!
+//! [`serve`] runs the handshake (`connect.rs`), then the [`Client`] event loop: one
+//! `select!` over the next bytes from the socket, new deliveries for the session,
+//! takeover, shutdown and the keep-alive deadline. Inbound packets are handled in
+//! `inbound.rs`; deliveries are written in `outbound.rs`. Wire packets become domain
+//! types here, so v3/v5 differences stop at this module.
+
+mod close;
+mod connect;
+mod inbound;
+mod io;
+mod outbound;
+
+pub use close::Close;
+pub use io::Io;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt_codec::{ByteString, Disconnect, DisconnectProperties, Packet, ProtocolVersion, QoS};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::broker::Broker;
+use crate::config::ListenerProtocol;
+use crate::message::Will;
+use crate::metrics::ConnectionMetrics;
+use crate::router::Target;
+use crate::session::{Kick, Session};
+use crate::sys::SysStats;
+
+/// What a connection knows about the listener that accepted it.
+#[derive(Debug, Clone)]
+pub struct ListenerContext {
+    pub protocol: ListenerProtocol,
+    pub anonymous_allowed: bool,
+}
+
+/// Serves one accepted stream until it closes.
+pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr, listener: Arc<ListenerContext>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let io = Io::new(reader, writer, broker.config.limits.max_packet_size as usize);
+    broker.metrics.connection_opened(listener.protocol);
+    let close = match connect::handshake(&broker, io, peer, &listener).await {
+        Ok(client) => client.run().await,
+        Err(close) => close,
+    };
+    if let Close::Protocol { reason, detail } = &close {
+        tracing::info!(%peer, reason = %reason, detail, "connection closed for a protocol error");
+    }
+    broker.metrics.connection_closed(close.label());
+}
+
+/// A connected client: the session it owns and the per-connection protocol state.
+pub(crate) struct Client<R, W> {
+    broker: Arc<Broker>,
+    io: Io<R, W>,
+    conn_id: u64,
+    version: ProtocolVersion,
+    client_id: ByteString,
+    username: Option<ByteString>,
+    session: Arc<Session>,
+    /// This connection's generation on the session (delayed wills check it).
+    generation: u64,
+    /// Fires when another connection takes the session over.
+    kick: oneshot::Receiver<Kick>,
+    will: Option<Will>,
+    /// 1.5 × the negotiated keep alive; `None` when keep alive is off.
+    keep_alive: Option<Duration>,
+    last_read: Instant,
+    /// Session expiry interval in force (MQTT 5 DISCONNECT may change it).
+    session_expiry: u32,
+    /// CONNECT asked for expiry 0; DISCONNECT may then not raise it (§3.14.2.2.2).
+    connect_expiry_was_zero: bool,
+    /// QoS 1/2 deliveries allowed in flight: min(client Receive Maximum, our limit).
+    send_window: usize,
+    /// The client's Maximum Packet Size.
+    client_max_packet: usize,
+    /// The client's Topic Alias Maximum (aliases we may send).
+    client_alias_max: u16,
+    /// Topic aliases the client set up (alias → topic).
+    alias_in: HashMap<u16, ByteString>,
+    /// Topic aliases we set up (topic → alias).
+    alias_out: HashMap<ByteString, u16>,
+    metrics: ConnectionMetrics,
+    /// Reused by every publish to collect routing targets without allocating.
+    scratch: Vec<Target>,
+    max_qos: QoS,
+}
+
+impl<R, W> Client<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    /// Runs the connection to its end, then publishes the will and releases the session.
+    async fn run(mut self) -> Close {
+        SysStats::add(&self.broker.stats.clients_connected, 1);
+        let close = self.event_loop().await;
+        self.broker
+            .stats
+            .clients_connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.version.is_v5() {
+            if let Some(reason_code) = close.disconnect_reason() {
+                self.send(Packet::Disconnect(Disconnect {
+                    reason_code,
+                    properties: DisconnectProperties::default(),
+                }));
+            }
+        }
+        // Best effort: the peer may be gone or not reading.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_raw()).await;
+        if close.publishes_will() {
+            if let Some(will) = self.will.take() {
+                self.broker
+                    .publish_will(will, self.session.clone(), self.generation, self.session_expiry);
+            }
+        }
+        self.broker
+            .release_session(&self.session, self.conn_id, self.session_expiry);
+        tracing::debug!(client_id = %self.client_id, reason = close.label(), "client disconnected");
+        close
+    }
+
+    async fn event_loop(&mut self) -> Close {
+        loop {
+            let more = self.drain();
+            if let Err(close) = self.flush().await {
+                return close;
+            }
+            let deadline = self.keep_alive.map(|ka| self.last_read + ka);
+            tokio::select! {
+                biased;
+                _ = self.broker.shutdown.cancelled() => return Close::Shutdown,
+                _ = &mut self.kick => return Close::TakenOver,
+                read = tokio::io::AsyncReadExt::read_buf(&mut self.io.reader, &mut self.io.read_buf) => {
+                    match read {
+                        Ok(0) => return Close::PeerClosed,
+                        Ok(n) => {
+                            self.last_read = Instant::now();
+                            self.metrics.bytes_received.inc_by(n as u64);
+                            SysStats::add(&self.broker.stats.bytes_received, n as u64);
+                            if let Err(close) = self.process_input() {
+                                return close;
+                            }
+                        }
+                        Err(_) => return Close::Io,
+                    }
+                }
+                _ = self.session.wake.notified(), if !more => {}
+                _ = std::future::ready(()), if more => {}
+                _ = sleep_until_opt(deadline) => return Close::KeepAliveTimeout,
+            }
+        }
+    }
+
+    /// Handles every whole packet in the read buffer.
+    fn process_input(&mut self) -> Result<(), Close> {
+        loop {
+            match self.io.next_packet(Some(self.version)) {
+                Ok(Some(packet)) => self.handle(packet)?,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.broker.metrics.packet_error(e.kind());
+                    return Err(Close::protocol(e.reason_code(), "undecodable packet"));
+                }
+            }
+        }
+    }
+
+    /// Encodes a packet into the write buffer and counts it.
+    fn send(&mut self, packet: Packet) {
+        self.metrics.packet_sent(packet.kind());
+        self.io.encode(&packet, self.version);
+    }
+
+    async fn flush(&mut self) -> Result<(), Close> {
+        let broker = self.broker.clone();
+        tokio::select! {
+            written = self.flush_raw() => written.map_err(|_| Close::Io),
+            _ = broker.shutdown.cancelled() => Err(Close::Shutdown),
+        }
+    }
+
+    async fn flush_raw(&mut self) -> std::io::Result<()> {
+        let n = self.io.flush().await?;
+        if n > 0 {
+            self.metrics.bytes_sent.inc_by(n as u64);
+            SysStats::add(&self.broker.stats.bytes_sent, n as u64);
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,128 @@
+//! Deliveries to the client: draining the session queue within the flow-control
+//! window, packet ids, outgoing topic aliases and the client's Maximum Packet Size.
+
+use std::time::Instant;
+
+use mqtt_codec::{Packet, Publish, PublishProperties, QoS};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Client;
+use crate::message::Delivery;
+use crate::metrics::DropReason;
+use crate::session::Inflight;
+use crate::sys::SysStats;
+
+/// Stop encoding deliveries once this much is waiting to be written; the rest waits
+/// for the next round, so a slow reader cannot make the buffer grow without bound.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+impl<R, W> Client<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    /// Moves queued deliveries into the write buffer while the in-flight window allows.
+    /// Returns true when more could be sent right away (the buffer filled up first).
+    pub(super) fn drain(&mut self) -> bool {
+        let now = Instant::now();
+        let session = self.session.clone();
+        let mut st = session.lock();
+        if !st.is_owned_by(self.conn_id) {
+            // Taken over: the new connection delivers; this one is about to close.
+            return false;
+        }
+        loop {
+            let Some(front) = st.queue.front() else {
+                return false;
+            };
+            if front.qos != QoS::AtMostOnce && st.inflight_len() >= self.send_window {
+                // Wait for acknowledgements; handling them runs this again.
+                return false;
+            }
+            if self.io.write_buf.len() >= WRITE_HIGH_WATER {
+                return true;
+            }
+            let Some(delivery) = st.queue.pop_front() else {
+                return false;
+            };
+            if delivery.message.is_expired(now) {
+                self.broker.metrics.dropped(delivery.qos, DropReason::expired);
+                continue;
+            }
+            let packet_id = if delivery.qos == QoS::AtMostOnce {
+                None
+            } else {
+                match st.allocate_packet_id() {
+                    Some(id) => Some(id),
+                    None => {
+                        st.queue.push_front(delivery);
+                        return false;
+                    }
+                }
+            };
+            if self.write_publish(&delivery, packet_id, false, now) {
+                if let Some(id) = packet_id {
+                    st.inflight.insert(id, Inflight::Publish(delivery));
+                }
+            }
+        }
+    }
+
+    /// Encodes one delivery as a PUBLISH for this client's protocol version. Returns
+    /// false when it was dropped for exceeding the client's Maximum Packet Size.
+    pub(super) fn write_publish(&mut self, d: &Delivery, packet_id: Option<u16>, dup: bool, now: Instant) -> bool {
+        let msg = &d.message;
+        let mut properties = PublishProperties::default();
+        if self.version.is_v5() {
+            let p = &msg.properties;
+            properties = PublishProperties {
+                payload_format_indicator: p.payload_format_indicator,
+                message_expiry_interval: msg.remaining_expiry(now),
+                topic_alias: None,
+                response_topic: p.response_topic.clone(),
+                correlation_data: p.correlation_data.clone(),
+                user_properties: p.user_properties.clone(),
+                subscription_identifiers: d.subscription_ids.clone(),
+                content_type: p.content_type.clone(),
+            };
+        }
+        let publish = Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: msg.topic.clone(),
+            packet_id,
+            payload: msg.payload.clone(),
+            properties,
+        };
+        let mut packet = Packet::Publish(publish);
+        // Checked with the full topic: an alias only makes the packet smaller.
+        if mqtt_codec::encoded_len(&packet, self.version) > self.client_max_packet {
+            self.broker.metrics.dropped(d.qos, DropReason::too_large);
+            return false;
+        }
+        if let Packet::Publish(p) = &mut packet {
+            if self.client_alias_max > 0 {
+                self.apply_topic_alias(p);
+            }
+        }
+        self.send(packet);
+        SysStats::add(&self.broker.stats.messages_sent, 1);
+        self.metrics
+            .message_delivered(d.qos, now.saturating_duration_since(msg.received_at).as_secs_f64());
+        true
+    }
+
+    /// Uses an existing alias (sending an empty topic) or sets up a new one while the
+    /// client's Topic Alias Maximum allows.
+    fn apply_topic_alias(&mut self, p: &mut Publish) {
+        if let Some(alias) = self.alias_out.get(&p.topic) {
+            p.properties.topic_alias = Some(*alias);
+            p.topic = Default::default();
+        } else if self.alias_out.len() < usize::from(self.client_alias_max) {
+            let alias = self.alias_out.len() as u16 + 1;
+            self.alias_out.insert(p.topic.clone(), alias);
+            p.properties.topic_alias = Some(alias);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The `mqtt-broker` binary: flags and config file in, `Server::run` until SIGTERM or
+//! Ctrl-C. `mqtt-broker passwd` manages the password file.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mqtt_broker::config::{ListenerConfig, ListenerProtocol};
+use mqtt_broker::{BrokerConfig, Server};
+
+/// MQTT 3.1 / 3.1.1 / 5.0 broker. With no arguments: standalone, MQTT on
+/// 127.0.0.1:1883, metrics on 127.0.0.1:9091.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file (see mqtt-broker/config/mqtt-broker.example.toml).
+    #[arg(long, env = "MQTT_BROKER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the MQTT TCP listener (replaces the config's TCP listener).
+    #[arg(long, env = "MQTT_BROKER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address of the /metrics, /healthz and /readyz HTTP endpoint.
+    #[arg(long, env = "MQTT_BROKER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
+    #[arg(long)]
+    log_format: Option<common_metrics::LogFormat>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Adds or replaces a user in a password file; reads the password from stdin.
+    Passwd {
+        /// The password file (created if missing).
+        #[arg(long)]
+        file: PathBuf,
+        /// The username.
+        user: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Passwd { file, user }) = &cli.command {
+        return passwd(file, user);
+    }
+    let mut config = match &cli.config {
+        Some(path) => BrokerConfig::from_file(path)?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(addr) = cli.listen {
+        match config.listeners.iter_mut().find(|l| l.protocol == ListenerProtocol::Tcp) {
+            Some(tcp) => tcp.bind = addr,
+            None => config.listeners.push(ListenerConfig::tcp(addr)),
+        }
+    }
+    if let Some(addr) = cli.metrics_listen {
+        config.metrics_listen = Some(addr);
+    }
+    if let Some(format) = cli.log_format {
+        config.telemetry.log_format = format;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let identity = common_metrics::Identity::from_env("mqtt-broker", env!("CARGO_PKG_VERSION"));
+    let telemetry = common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
+    let server = Server::bind(config, &identity).await?;
+    server.run(shutdown_signal()).await;
+    telemetry.shutdown();
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn passwd(file: &std::path::Path, user: &str) -> anyhow::Result<()> {
+    eprintln!("password for {user} (read from stdin):");
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("empty password");
+    }
+    mqtt_broker::auth::set_password(file, user, password.as_bytes()).map_err(anyhow::Error::msg)?;
+    eprintln!("{user} written to {}", file.display());
+    Ok(())
+}

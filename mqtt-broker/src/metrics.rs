@@ -1,0 +1,239 @@
+//! The broker's metrics, registered beside the code that records them.
+//!
+//! Label sets are small and bounded (packet type, listener, protocol version, QoS,
+//! reason); client ids and topics are never labels. Per-connection handles are resolved
+//! once when the connection is accepted ([`ConnectionMetrics`]), so the hot path only
+//! increments atomics.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use common_metrics::{latency_family, LatencyFamily, LatencyHistogram};
+use mqtt_codec::{PacketKind, ProtocolVersion, QoS};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::config::ListenerProtocol;
+
+/// Why a message was not delivered to a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum DropReason {
+    /// No subscription matched the topic.
+    no_subscribers,
+    /// The session's queue was full.
+    queue_full,
+    /// QoS 0 for an offline session.
+    offline,
+    /// The message expiry interval passed before delivery.
+    expired,
+    /// Larger than the subscriber's Maximum Packet Size.
+    too_large,
+    /// The publisher was not authorised.
+    acl_denied,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PacketLabels {
+    packet_type: &'static str,
+    listener: &'static str,
+    version: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QosLabels {
+    qos: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    qos: &'static str,
+    reason: DropReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Every metric the broker records.
+#[derive(Debug, Clone)]
+pub struct BrokerMetrics {
+    pub connections_active: Gauge,
+    /// Highest `connections_active` since start.
+    pub connections_peak: Gauge,
+    connections_opened: Family<ListenerLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
+    packets_received: Family<PacketLabels, Counter>,
+    packets_sent: Family<PacketLabels, Counter>,
+    bytes_received: Family<ListenerLabels, Counter>,
+    bytes_sent: Family<ListenerLabels, Counter>,
+    packets_received_error: Family<ReasonLabels, Counter>,
+    messages_received: Family<QosLabels, Counter>,
+    messages_delivered: Family<QosLabels, Counter>,
+    messages_dropped: Family<DropLabels, Counter>,
+    pub auth_failures: Counter,
+    pub will_published: Counter,
+    pub sessions: Gauge,
+    pub subscriptions: Gauge,
+    pub retained: Gauge,
+    /// PUBLISH read from the publisher → written for one subscriber, with trace exemplars.
+    message_latency: LatencyFamily<QosLabels>,
+    peak: std::sync::Arc<AtomicI64>,
+}
+
+impl BrokerMetrics {
+    /// Registers the broker's metrics in `registry` (which carries the `robustmq` prefix).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            connections_active: Gauge::default(),
+            connections_peak: Gauge::default(),
+            connections_opened: Family::default(),
+            connections_closed: Family::default(),
+            packets_received: Family::default(),
+            packets_sent: Family::default(),
+            bytes_received: Family::default(),
+            bytes_sent: Family::default(),
+            packets_received_error: Family::default(),
+            messages_received: Family::default(),
+            messages_delivered: Family::default(),
+            messages_dropped: Family::default(),
+            auth_failures: Counter::default(),
+            will_published: Counter::default(),
+            sessions: Gauge::default(),
+            subscriptions: Gauge::default(),
+            retained: Gauge::default(),
+            message_latency: latency_family(),
+            peak: Default::default(),
+        };
+        let r = registry;
+        r.register("connections_active", "Open MQTT connections", m.connections_active.clone());
+        r.register("connections_peak", "Highest number of open connections since start", m.connections_peak.clone());
+        r.register("connections_opened", "Connections accepted, by listener", m.connections_opened.clone());
+        r.register("connections_closed", "Connections closed, by reason", m.connections_closed.clone());
+        r.register("packets_received", "MQTT packets received, by type, listener and protocol version", m.packets_received.clone());
+        r.register("packets_sent", "MQTT packets sent, by type, listener and protocol version", m.packets_sent.clone());
+        r.register("bytes_received", "Bytes received from clients, by listener", m.bytes_received.clone());
+        r.register("bytes_sent", "Bytes sent to clients, by listener", m.bytes_sent.clone());
+        r.register("packets_received_error", "Bad packets and refused operations, by reason", m.packets_received_error.clone());
+        r.register("messages_received", "PUBLISH messages received from clients, by QoS", m.messages_received.clone());
+        r.register("messages_delivered", "Messages written to subscribers, by delivered QoS", m.messages_delivered.clone());
+        r.register("messages_dropped", "Messages not delivered to a subscriber, by QoS and reason", m.messages_dropped.clone());
+        r.register("auth_failures", "CONNECTs refused for bad credentials or authorisation", m.auth_failures.clone());
+        r.register("will_messages_published", "Will messages published", m.will_published.clone());
+        r.register("sessions", "Sessions held, online and offline", m.sessions.clone());
+        r.register("subscriptions", "Subscriptions held", m.subscriptions.clone());
+        r.register("retained_messages", "Retained messages held", m.retained.clone());
+        r.register_with_unit(
+            "message_latency",
+            "PUBLISH read from the publisher to written to a subscriber, by delivered QoS",
+            Unit::Seconds,
+            m.message_latency.clone(),
+        );
+        m
+    }
+
+    /// Resolves the per-connection handles once, when the listener and version are known.
+    pub fn connection(&self, listener: ListenerProtocol, version: ProtocolVersion) -> ConnectionMetrics {
+        let listener = listener.as_str();
+        let version = version.as_str();
+        let by_kind = |family: &Family<PacketLabels, Counter>| {
+            PacketKind::ALL.map(|kind| {
+                family
+                    .get_or_create(&PacketLabels {
+                        packet_type: kind.as_str(),
+                        listener,
+                        version,
+                    })
+                    .clone()
+            })
+        };
+        let qos = |family: &Family<QosLabels, Counter>| {
+            [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+                .map(|q| family.get_or_create(&QosLabels { qos: q.as_str() }).clone())
+        };
+        ConnectionMetrics {
+            received: by_kind(&self.packets_received),
+            sent: by_kind(&self.packets_sent),
+            bytes_received: self.bytes_received.get_or_create(&ListenerLabels { listener }).clone(),
+            bytes_sent: self.bytes_sent.get_or_create(&ListenerLabels { listener }).clone(),
+            messages_received: qos(&self.messages_received),
+            messages_delivered: qos(&self.messages_delivered),
+            latency: [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+                .map(|q| self.message_latency.get_or_create(&QosLabels { qos: q.as_str() }).clone()),
+        }
+    }
+
+    /// Counts an accepted connection.
+    pub fn connection_opened(&self, listener: ListenerProtocol) {
+        self.connections_opened
+            .get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            })
+            .inc();
+        let now = self.connections_active.inc() + 1;
+        if now > self.peak.fetch_max(now, Ordering::Relaxed) {
+            self.connections_peak.set(now);
+        }
+    }
+
+    /// Counts a closed connection.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_active.dec();
+        self.connections_closed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a bad packet or refused operation.
+    pub fn packet_error(&self, reason: &'static str) {
+        self.packets_received_error.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a message not delivered to a subscriber.
+    pub fn dropped(&self, qos: QoS, reason: DropReason) {
+        self.messages_dropped
+            .get_or_create(&DropLabels {
+                qos: qos.as_str(),
+                reason,
+            })
+            .inc();
+    }
+}
+
+/// Handles resolved once per connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    received: [Counter; 15],
+    sent: [Counter; 15],
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    messages_received: [Counter; 3],
+    messages_delivered: [Counter; 3],
+    latency: [LatencyHistogram; 3],
+}
+
+impl ConnectionMetrics {
+    pub fn packet_received(&self, kind: PacketKind) {
+        self.received[kind.index()].inc();
+    }
+
+    pub fn packet_sent(&self, kind: PacketKind) {
+        self.sent[kind.index()].inc();
+    }
+
+    pub fn message_received(&self, qos: QoS) {
+        self.messages_received[qos as usize].inc();
+    }
+
+    /// Counts a delivery and observes its latency since the PUBLISH was read.
+    pub fn message_delivered(&self, qos: QoS, latency_secs: f64) {
+        self.messages_delivered[qos as usize].inc();
+        self.latency[qos as usize].observe(latency_secs);
+    }
+}
