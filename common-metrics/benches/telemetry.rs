@@ -12,7 +12,6 @@ use std::time::Duration;
 use common_metrics::logging::{log_layer, LogFormat};
 use common_metrics::{latency_family, LatencyHistogram};
 use criterion::{criterion_group, criterion_main, Criterion};
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -35,8 +34,7 @@ impl SpanExporter for NullExporter {
 /// Registry + OpenTelemetry layer over `provider`.
 fn traced(provider: &SdkTracerProvider) -> Dispatch {
     Dispatch::new(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+        tracing_subscriber::registry().with(common_metrics::otel::tracing_layer(provider)),
     )
 }
 
@@ -100,12 +98,16 @@ fn spans(c: &mut Criterion) {
         group.bench_function("no_exporter", |b| b.iter(span_once));
     });
 
-    let ratio0 = exporting(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.0))));
+    let ratio0 = exporting(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        0.0,
+    ))));
     tracing::dispatcher::with_default(&traced(&ratio0), || {
         group.bench_function("batch_export_sampled_0pct", |b| b.iter(span_once));
     });
 
-    let ratio100 = exporting(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(1.0))));
+    let ratio100 = exporting(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        1.0,
+    ))));
     tracing::dispatcher::with_default(&traced(&ratio100), || {
         group.bench_function("batch_export_sampled_100pct", |b| b.iter(span_once));
     });
@@ -120,7 +122,7 @@ fn logs(c: &mut Criterion) {
     let provider = SdkTracerProvider::builder().build();
     let dispatch = Dispatch::new(
         tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")))
+            .with(common_metrics::otel::tracing_layer(&provider))
             .with(log_layer(LogFormat::Json, false, std::io::sink)),
     );
     tracing::dispatcher::with_default(&dispatch, || {

@@ -12,9 +12,12 @@
 
 use std::time::{Instant, SystemTime};
 
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{TraceContextExt, TraceId};
 use opentelemetry::Context;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelSetEncoder, LabelValueEncoder,
+    MetricEncoder,
+};
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
@@ -31,11 +34,30 @@ pub fn latency_buckets() -> impl Iterator<Item = f64> {
     LATENCY_BUCKETS.iter().copied()
 }
 
-/// The exemplar label set: the 32-hex-digit W3C trace id.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The exemplar label set, `{trace_id="<32 hex digits>"}`.
+///
+/// Holds the binary id and formats it only when scraped: an observation that attaches
+/// an exemplar then allocates nothing.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub struct TraceLabel {
-    /// Lower-case hex trace id, as Jaeger and Tempo display it.
-    pub trace_id: String,
+    /// The W3C trace id; exported as lower-case hex, as Jaeger and Tempo display it.
+    pub trace_id: TraceId,
+}
+
+impl EncodeLabelSet for TraceLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        [("trace_id", Hex(self.trace_id))].encode(encoder)
+    }
+}
+
+/// A trace id written as a label value.
+struct Hex(TraceId);
+
+impl EncodeLabelValue for Hex {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        write!(encoder, "{}", self.0)
+    }
 }
 
 /// A latency histogram (seconds) with trace exemplars. Cheap to clone: clones share data.
@@ -127,7 +149,7 @@ pub fn trace_exemplar(cx: &Context) -> Option<TraceLabel> {
     let span = cx.span();
     let sc = span.span_context();
     (sc.is_valid() && sc.is_sampled()).then(|| TraceLabel {
-        trace_id: sc.trace_id().to_string(),
+        trace_id: sc.trace_id(),
     })
 }
 
@@ -135,7 +157,7 @@ pub fn trace_exemplar(cx: &Context) -> Option<TraceLabel> {
 mod tests {
     use super::*;
     use crate::testing::{capture_spans_with, parse_metrics};
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::Sampler;
     use prometheus_client::encoding::text::encode;
     use prometheus_client::registry::Registry;

@@ -13,18 +13,37 @@
 //! `OTEL_BSP_*` (batch queue size 2048, batch 512, delay 5 s), `OTEL_SPAN_*_LIMIT`,
 //! `OTEL_EXPORTER_OTLP_{HEADERS,TIMEOUT,COMPRESSION,INSECURE}`.
 
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanProcessor,
+    BatchSpanProcessor, SdkTracer, SdkTracerProvider, Span, SpanData, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::logging::redact::{is_secret_field, REDACTED};
+
+/// The `tracing-opentelemetry` layer over `provider`, set up for hot paths: no thread
+/// attributes (`thread.name` is a `String` allocated per span) and no busy/idle timing
+/// (extra clock reads and an extension per span). Source location attributes, static
+/// strings, are kept. Every subscriber in this crate uses it, so tests and benches measure
+/// what services run.
+pub fn tracing_layer<S>(provider: &SdkTracerProvider) -> OpenTelemetryLayer<S, SdkTracer>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(env!("CARGO_PKG_NAME")))
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+}
 
 /// The OTLP endpoint to export to, if any: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, then
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`, then the configured one (environment overrides the

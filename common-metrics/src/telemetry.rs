@@ -1,15 +1,14 @@
 //! One call at start-up that installs logs and traces for the whole process.
 //!
-//! [`init`] installs the global `tracing` subscriber: an env filter, the log format
-//! (JSON or human) and the `tracing-opentelemetry` layer, plus the W3C propagator and
-//! tracer provider as OpenTelemetry globals. It returns a [`TelemetryGuard`]; keep it
+//! [`init`] installs the global `tracing` subscriber: the log layer (JSON or human) and
+//! the `tracing-opentelemetry` layer, each behind its own filter, plus the W3C propagator
+//! and tracer provider as OpenTelemetry globals (and the `log` crate bridge). It returns a [`TelemetryGuard`]; keep it
 //! alive in `main` and drop it (or call [`TelemetryGuard::shutdown`]) at exit so queued
 //! spans are flushed.
 
 use std::sync::Once;
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
@@ -20,11 +19,11 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::logging::{env_filter, log_layer, LogFormat};
+use crate::otel;
 
 /// Spans at `info` and above are traced unless `trace_filter` says otherwise; libraries'
 /// `debug`/`trace` spans (h2 makes dozens per request) stay out of traces.
 pub const DEFAULT_TRACE_FILTER: &str = "info";
-use crate::otel;
 
 /// Telemetry settings, as found in each service's config file (section `[telemetry]`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -136,13 +135,8 @@ pub fn init_with_env(
 
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     // Per-layer filters: each layer sees only what its own filter enables.
-    let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
     tracing_subscriber::registry()
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(trace_filter),
-        )
+        .with(otel::tracing_layer(&provider).with_filter(trace_filter))
         .with(log_layer(config.log_format, ansi, std::io::stdout).with_filter(log_filter))
         .try_init()?;
 
@@ -187,7 +181,7 @@ pub fn init_for_tests() {
         // Another harness may own the global subscriber already; that is fine for tests.
         let _ = tracing_subscriber::registry()
             .with(filter)
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(otel::tracing_layer(&provider))
             .with(log)
             .try_init();
     });

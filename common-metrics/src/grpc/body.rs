@@ -47,14 +47,19 @@ impl<B: Body> Body for RpcBody<B> {
             let _entered = this.call.as_ref().map(|call| call.span.enter());
             this.inner.poll_frame(cx)
         };
+        // Only the trailers or the end of the body settle the call; data frames do not.
         let code = match &polled {
             Poll::Ready(Some(Ok(frame))) => frame
                 .trailers_ref()
                 .map(|trailers| grpc_status(trailers).unwrap_or(*this.fallback)),
+            // A stream error, or an end without trailers, is a broken call: gRPC always
+            // ends a response with `grpc-status`.
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => Some(*this.fallback),
             Poll::Pending => None,
         };
         if let Some(code) = code {
+            // Taken, not borrowed: dropping the call right after finishing closes the span
+            // now rather than when the transport gets round to dropping the body.
             if let Some(mut call) = this.call.take() {
                 call.finish(code);
             }
@@ -113,12 +118,14 @@ where
             Ok(response) => {
                 let status = response.status();
                 if let Some(code) = grpc_status(response.headers()) {
+                    // Trailers-only: the status is already here and the body is empty.
                     call.finish(code);
                     Ok(response.map(RpcBody::finished))
                 } else if status != http::StatusCode::OK {
                     call.finish(http_to_grpc(status));
                     Ok(response.map(RpcBody::finished))
                 } else {
+                    // The status arrives in the trailers, after the last message.
                     let fallback = *this.fallback;
                     Ok(response.map(|inner| RpcBody {
                         inner,

@@ -62,7 +62,9 @@ where
             }
             writer.write_char(' ')?;
         }
-        let bridged = (event.metadata().target() == "log").then(|| log_target(event)).flatten();
+        let bridged = (event.metadata().target() == "log")
+            .then(|| log_target(event))
+            .flatten();
         let target = bridged.as_deref().unwrap_or(event.metadata().target());
         write!(writer, "{dim}{target}:{reset} ")?;
         ctx.format_fields(writer.by_ref(), event)?;

@@ -17,7 +17,6 @@ pub use metrics_text::{find, parse_metrics, Exemplar, Sample};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
 use tracing::dispatcher::DefaultGuard;
@@ -64,7 +63,7 @@ pub fn capture(sampler: Sampler, log_format: LogFormat) -> SpanCapture {
     let logs = LogWriter::default();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new(CAPTURE_FILTER))
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+        .with(crate::otel::tracing_layer(&provider))
         .with(log_layer(log_format, false, logs.clone()));
     let dispatch = Dispatch::new(subscriber);
     let guard = tracing::dispatcher::set_default(&dispatch);

@@ -52,6 +52,9 @@ pub(crate) fn read(
     } else {
         PublishProperties::default()
     };
+    // Wildcards are never allowed in a topic name [MQTT-3.3.2-2]; both are ASCII, so a
+    // byte scan is enough.
+    let has_wildcard = topic.as_bytes().iter().any(|&b| b == b'+' || b == b'#');
     if topic.is_empty() {
         if !version.is_v5() {
             return Err(DecodeError::TopicNameInvalid("empty topic name"));
@@ -61,11 +64,7 @@ pub(crate) fn read(
                 "empty topic name without topic alias",
             ));
         }
-    } else if topic
-        // [MQTT-3.3.2-2]; a byte scan is enough, both wildcards are ASCII.
-        .as_bytes()
-        .iter()
-        .any(|&b| b == b'+' || b == b'#') {
+    } else if has_wildcard {
         return Err(DecodeError::TopicNameInvalid("wildcard in topic name"));
     }
     Ok(Publish {

@@ -115,9 +115,9 @@ impl Context {
         }
     }
 
-    /// True if `id` may appear more than once in this packet.
-    /// User Property always (§3.1.2.11.8); Subscription Identifier only in PUBLISH,
-    /// where the server lists one per matching subscription (§3.3.2.3.8).
+    /// True if `id` may appear more than once in this packet: User Property always
+    /// (§3.1.2.11.8), Subscription Identifier only in PUBLISH, where the server lists one
+    /// per matching subscription (§3.3.2.3.8).
     pub(crate) fn repeatable(self, pid: u8) -> bool {
         pid == USER_PROPERTY || (self == Self::Publish && pid == SUBSCRIPTION_IDENTIFIER)
     }
