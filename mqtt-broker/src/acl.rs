@@ -105,14 +105,25 @@ impl Acl {
 
     /// Decides whether `client_id` (logged in as `username`) may do `action` on `topic`
     /// (a topic name for publish, a topic filter for subscribe).
-    pub fn check(&self, username: Option<&str>, client_id: &str, action: Action, topic: &str) -> bool {
+    pub fn check(
+        &self,
+        username: Option<&str>,
+        client_id: &str,
+        action: Action,
+        topic: &str,
+    ) -> bool {
         for rule in &self.rules {
             let action_matches = matches!(
                 (rule.action, action),
-                (RuleAction::All, _) | (RuleAction::Publish, Action::Publish) | (RuleAction::Subscribe, Action::Subscribe)
+                (RuleAction::All, _)
+                    | (RuleAction::Publish, Action::Publish)
+                    | (RuleAction::Subscribe, Action::Subscribe)
             );
             if !action_matches
-                || rule.username.as_deref().is_some_and(|u| Some(u) != username)
+                || rule
+                    .username
+                    .as_deref()
+                    .is_some_and(|u| Some(u) != username)
                 || rule.clientid.as_deref().is_some_and(|c| c != client_id)
             {
                 continue;
@@ -219,11 +230,20 @@ username = "alice"
         assert!(acl.check(None, "d1", Action::Subscribe, "devices/d1/#"));
         assert!(acl.check(None, "x", Action::Subscribe, "public/news"));
         assert!(acl.check(None, "x", Action::Subscribe, "public/+"));
-        assert!(!acl.check(None, "x", Action::Subscribe, "public/#"), "# is wider than +");
-        assert!(!acl.check(None, "x", Action::Subscribe, "#"), "overlaps secret/# deny");
+        assert!(
+            !acl.check(None, "x", Action::Subscribe, "public/#"),
+            "# is wider than +"
+        );
+        assert!(
+            !acl.check(None, "x", Action::Subscribe, "#"),
+            "overlaps secret/# deny"
+        );
         assert!(acl.check(Some("alice"), "x", Action::Publish, "users/alice"));
         assert!(!acl.check(Some("bob"), "x", Action::Publish, "users/bob"));
-        assert!(!acl.check(None, "x", Action::Publish, "public/news"), "default deny");
+        assert!(
+            !acl.check(None, "x", Action::Publish, "public/news"),
+            "default deny"
+        );
     }
 
     #[test]
@@ -248,7 +268,11 @@ username = "alice"
     fn bad_rule_names_its_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acl.toml");
-        std::fs::write(&path, "[[rules]]\npermission=\"allow\"\naction=\"all\"\ntopic=\"a/#/b\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[rules]]\npermission=\"allow\"\naction=\"all\"\ntopic=\"a/#/b\"\n",
+        )
+        .unwrap();
         let err = Acl::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("rules[0].topic"), "{err}");
     }

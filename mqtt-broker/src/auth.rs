@@ -47,10 +47,13 @@ impl Authenticator {
             let (user, hash) = line
                 .split_once(':')
                 .ok_or_else(|| err(format!("line {}: expected username:hash", n + 1)))?;
-            PasswordHash::new(hash).map_err(|e| err(format!("line {}: not an argon2 PHC hash: {e}", n + 1)))?;
+            PasswordHash::new(hash)
+                .map_err(|e| err(format!("line {}: not an argon2 PHC hash: {e}", n + 1)))?;
             users.insert(user.to_owned(), hash.to_owned());
         }
-        Ok(Self { users: Arc::new(users) })
+        Ok(Self {
+            users: Arc::new(users),
+        })
     }
 
     /// Number of users.
@@ -64,7 +67,12 @@ impl Authenticator {
     }
 
     /// Checks credentials. Argon2 is deliberately slow, so this runs on the blocking pool.
-    pub async fn check(&self, username: Option<&str>, password: Option<&[u8]>, anonymous_allowed: bool) -> AuthResult {
+    pub async fn check(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        anonymous_allowed: bool,
+    ) -> AuthResult {
         let Some(username) = username else {
             return if anonymous_allowed {
                 AuthResult::Allowed
@@ -72,7 +80,10 @@ impl Authenticator {
                 AuthResult::NotAuthorized
             };
         };
-        let (Some(hash), Some(password)) = (self.users.get(username).cloned(), password.map(<[u8]>::to_vec)) else {
+        let (Some(hash), Some(password)) = (
+            self.users.get(username).cloned(),
+            password.map(<[u8]>::to_vec),
+        ) else {
             // A username without a password file entry: anonymous rules apply only
             // when there is no password file at all.
             return if self.users.is_empty() && anonymous_allowed {
@@ -137,11 +148,26 @@ mod tests {
         set_password(&path, "alice", b"new").unwrap();
         let auth = Authenticator::from_file(&path).unwrap();
         assert_eq!(auth.len(), 2);
-        assert_eq!(auth.check(Some("alice"), Some(b"new"), false).await, AuthResult::Allowed);
-        assert_eq!(auth.check(Some("alice"), Some(b"s3cret"), false).await, AuthResult::BadCredentials);
-        assert_eq!(auth.check(Some("eve"), Some(b"x"), true).await, AuthResult::BadCredentials);
-        assert_eq!(auth.check(Some("bob"), None, true).await, AuthResult::BadCredentials);
-        assert_eq!(auth.check(None, None, false).await, AuthResult::NotAuthorized);
+        assert_eq!(
+            auth.check(Some("alice"), Some(b"new"), false).await,
+            AuthResult::Allowed
+        );
+        assert_eq!(
+            auth.check(Some("alice"), Some(b"s3cret"), false).await,
+            AuthResult::BadCredentials
+        );
+        assert_eq!(
+            auth.check(Some("eve"), Some(b"x"), true).await,
+            AuthResult::BadCredentials
+        );
+        assert_eq!(
+            auth.check(Some("bob"), None, true).await,
+            AuthResult::BadCredentials
+        );
+        assert_eq!(
+            auth.check(None, None, false).await,
+            AuthResult::NotAuthorized
+        );
         assert_eq!(auth.check(None, None, true).await, AuthResult::Allowed);
     }
 

@@ -39,7 +39,12 @@ pub struct Broker {
 
 impl Broker {
     /// Shared state for a broker with this config, users, ACL and metrics.
-    pub fn new(config: BrokerConfig, auth: Authenticator, acl: Acl, metrics: BrokerMetrics) -> Self {
+    pub fn new(
+        config: BrokerConfig,
+        auth: Authenticator,
+        acl: Acl,
+        metrics: BrokerMetrics,
+    ) -> Self {
         Self {
             config,
             router: Router::default(),
@@ -79,7 +84,8 @@ impl Broker {
         if scratch.is_empty() {
             // Broker-originated messages ($SYS) with no audience are not drops.
             if !message.publisher.is_empty() {
-                self.metrics.dropped(message.qos, DropReason::no_subscribers);
+                self.metrics
+                    .dropped(message.qos, DropReason::no_subscribers);
             }
             return 0;
         }
@@ -94,7 +100,9 @@ impl Broker {
             };
             match target.session.enqueue(delivery, limits) {
                 Enqueued::Queued => queued += 1,
-                Enqueued::DroppedQueueFull => self.metrics.dropped(target.qos, DropReason::queue_full),
+                Enqueued::DroppedQueueFull => {
+                    self.metrics.dropped(target.qos, DropReason::queue_full)
+                }
                 Enqueued::DroppedOffline => self.metrics.dropped(target.qos, DropReason::offline),
             }
         }
@@ -128,8 +136,16 @@ impl Broker {
 
     /// Publishes a will now, or after its delay unless the client reconnects to the
     /// same session first (MQTT 5 §3.1.3.2.2). The session's end also triggers it.
-    pub fn publish_will(self: &Arc<Self>, will: Will, session: Arc<Session>, generation: u64, session_expiry: u32) {
-        let delay = will.delay.min(Duration::from_secs(u64::from(session_expiry)));
+    pub fn publish_will(
+        self: &Arc<Self>,
+        will: Will,
+        session: Arc<Session>,
+        generation: u64,
+        session_expiry: u32,
+    ) {
+        let delay = will
+            .delay
+            .min(Duration::from_secs(u64::from(session_expiry)));
         if delay.is_zero() {
             self.publish_will_now(will);
             return;
@@ -155,7 +171,13 @@ impl Broker {
 
     fn publish_will_now(&self, will: Will) {
         let mut message = will.message;
-        if !self.acl.check(None, &message.publisher, crate::acl::Action::Publish, &message.topic) {
+        let username = will.username.as_deref();
+        if !self.acl.check(
+            username,
+            &message.publisher,
+            crate::acl::Action::Publish,
+            &message.topic,
+        ) {
             tracing::info!(topic = %message.topic, "will message denied by ACL");
             return;
         }

@@ -28,7 +28,9 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
-            listeners: vec![ListenerConfig::tcp("127.0.0.1:1883".parse().expect("valid address"))],
+            listeners: vec![ListenerConfig::tcp(
+                "127.0.0.1:1883".parse().expect("valid address"),
+            )],
             metrics_listen: Some("127.0.0.1:9091".parse().expect("valid address")),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
@@ -100,7 +102,8 @@ impl ListenerConfig {
 
     /// Whether anonymous clients are accepted here.
     pub fn anonymous_allowed(&self) -> bool {
-        self.allow_anonymous.unwrap_or_else(|| self.bind.ip().is_loopback())
+        self.allow_anonymous
+            .unwrap_or_else(|| self.bind.ip().is_loopback())
     }
 }
 
@@ -228,7 +231,9 @@ impl BrokerConfig {
             return Err("limits.maximum_qos: must be 0, 1 or 2".into());
         }
         if limits.receive_maximum == 0 || limits.max_inflight == 0 {
-            return Err("limits.receive_maximum and limits.max_inflight: must be at least 1".into());
+            return Err(
+                "limits.receive_maximum and limits.max_inflight: must be at least 1".into(),
+            );
         }
         if limits.max_packet_size < 64 {
             return Err("limits.max_packet_size: must be at least 64 bytes".into());
@@ -260,16 +265,26 @@ mod tests {
         let path = dir.path().join("b.toml");
         std::fs::write(&path, "[limits]\nmax_pakcet_size = 10\n").unwrap();
         let err = BrokerConfig::from_file(&path).unwrap_err().to_string();
-        assert!(err.contains("max_pakcet_size") && err.contains("b.toml"), "{err}");
+        assert!(
+            err.contains("max_pakcet_size") && err.contains("b.toml"),
+            "{err}"
+        );
     }
 
     #[test]
     fn tls_listener_without_cert_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.toml");
-        std::fs::write(&path, "[[listeners]]\nprotocol = \"tls\"\nbind = \"127.0.0.1:8883\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[listeners]]\nprotocol = \"tls\"\nbind = \"127.0.0.1:8883\"\n",
+        )
+        .unwrap();
         let err = BrokerConfig::from_file(&path).unwrap_err().to_string();
-        assert!(err.contains("listeners[0]") && err.contains("tls_cert"), "{err}");
+        assert!(
+            err.contains("listeners[0]") && err.contains("tls_cert"),
+            "{err}"
+        );
     }
 
     #[test]

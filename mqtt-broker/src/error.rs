@@ -6,7 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
@@ -25,7 +28,10 @@ pub enum BrokerError {
         source: std::io::Error,
     },
     #[error("TLS setup for listener {addr}: {message}")]
-    Tls { addr: std::net::SocketAddr, message: String },
+    Tls {
+        addr: std::net::SocketAddr,
+        message: String,
+    },
     #[error("{path}: {message}")]
     AuthFile { path: PathBuf, message: String },
     #[error("telemetry: {0}")]

@@ -28,19 +28,28 @@ impl Listener {
     /// Binds the listener's address and loads its TLS material.
     pub async fn bind(config: &ListenerConfig) -> Result<Self, BrokerError> {
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) if matches!(config.protocol, ListenerProtocol::Tls | ListenerProtocol::Wss) => {
-                Some(transport::tls::acceptor(cert, key).map_err(|message| BrokerError::Tls {
-                    addr: config.bind,
-                    message,
-                })?)
+            (Some(cert), Some(key))
+                if matches!(
+                    config.protocol,
+                    ListenerProtocol::Tls | ListenerProtocol::Wss
+                ) =>
+            {
+                Some(
+                    transport::tls::acceptor(cert, key).map_err(|message| BrokerError::Tls {
+                        addr: config.bind,
+                        message,
+                    })?,
+                )
             }
             _ => None,
         };
-        let tcp = TcpListener::bind(config.bind).await.map_err(|source| BrokerError::Bind {
-            what: "MQTT listener",
-            addr: config.bind,
-            source,
-        })?;
+        let tcp = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                what: "MQTT listener",
+                addr: config.bind,
+                source,
+            })?;
         Ok(Self {
             tcp,
             context: Arc::new(ListenerContext {
@@ -54,7 +63,9 @@ impl Listener {
 
     /// The bound address (with the real port when the config said port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.tcp.local_addr().expect("bound listener has an address")
+        self.tcp
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// The listener's transport.
@@ -112,11 +123,13 @@ async fn accept_transport(
     };
     match (context.protocol, tls) {
         (ListenerProtocol::Tcp, _) => connection::serve(broker, stream, peer, context).await,
-        (ListenerProtocol::Ws, _) => match tokio::time::timeout(timeout, transport::ws::accept(stream, ws_path)).await {
-            Ok(Ok(ws)) => connection::serve(broker, ws, peer, context).await,
-            Ok(Err(e)) => handshake_failed("WebSocket", e),
-            Err(_) => handshake_failed("WebSocket", "timed out".into()),
-        },
+        (ListenerProtocol::Ws, _) => {
+            match tokio::time::timeout(timeout, transport::ws::accept(stream, ws_path)).await {
+                Ok(Ok(ws)) => connection::serve(broker, ws, peer, context).await,
+                Ok(Err(e)) => handshake_failed("WebSocket", e),
+                Err(_) => handshake_failed("WebSocket", "timed out".into()),
+            }
+        }
         (protocol, Some(tls)) => {
             let tls_stream = match tokio::time::timeout(timeout, tls.accept(stream)).await {
                 Ok(Ok(s)) => s,

@@ -53,7 +53,11 @@ fn main() -> anyhow::Result<()> {
         None => BrokerConfig::default(),
     };
     if let Some(addr) = cli.listen {
-        match config.listeners.iter_mut().find(|l| l.protocol == ListenerProtocol::Tcp) {
+        match config
+            .listeners
+            .iter_mut()
+            .find(|l| l.protocol == ListenerProtocol::Tcp)
+        {
             Some(tcp) => tcp.bind = addr,
             None => config.listeners.push(ListenerConfig::tcp(addr)),
         }
@@ -73,7 +77,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let identity = common_metrics::Identity::from_env("mqtt-broker", env!("CARGO_PKG_VERSION"));
-    let telemetry = common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
+    let telemetry =
+        common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
     let server = Server::bind(config, &identity).await?;
     server.run(shutdown_signal()).await;
     telemetry.shutdown();

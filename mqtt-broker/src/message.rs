@@ -74,4 +74,6 @@ pub struct Will {
     pub delay: Duration,
     /// MQTT 5 Message Expiry Interval, counted from when the will is published.
     pub expiry_interval: Option<u32>,
+    /// The username the client logged in with: the will is authorised as that client.
+    pub username: Option<ByteString>,
 }

@@ -114,23 +114,91 @@ impl BrokerMetrics {
             peak: Default::default(),
         };
         let r = registry;
-        r.register("connections_active", "Open MQTT connections", m.connections_active.clone());
-        r.register("connections_peak", "Highest number of open connections since start", m.connections_peak.clone());
-        r.register("connections_opened", "Connections accepted, by listener", m.connections_opened.clone());
-        r.register("connections_closed", "Connections closed, by reason", m.connections_closed.clone());
-        r.register("packets_received", "MQTT packets received, by type, listener and protocol version", m.packets_received.clone());
-        r.register("packets_sent", "MQTT packets sent, by type, listener and protocol version", m.packets_sent.clone());
-        r.register("bytes_received", "Bytes received from clients, by listener", m.bytes_received.clone());
-        r.register("bytes_sent", "Bytes sent to clients, by listener", m.bytes_sent.clone());
-        r.register("packets_received_error", "Bad packets and refused operations, by reason", m.packets_received_error.clone());
-        r.register("messages_received", "PUBLISH messages received from clients, by QoS", m.messages_received.clone());
-        r.register("messages_delivered", "Messages written to subscribers, by delivered QoS", m.messages_delivered.clone());
-        r.register("messages_dropped", "Messages not delivered to a subscriber, by QoS and reason", m.messages_dropped.clone());
-        r.register("auth_failures", "CONNECTs refused for bad credentials or authorisation", m.auth_failures.clone());
-        r.register("will_messages_published", "Will messages published", m.will_published.clone());
-        r.register("sessions", "Sessions held, online and offline", m.sessions.clone());
-        r.register("subscriptions", "Subscriptions held", m.subscriptions.clone());
-        r.register("retained_messages", "Retained messages held", m.retained.clone());
+        r.register(
+            "connections_active",
+            "Open MQTT connections",
+            m.connections_active.clone(),
+        );
+        r.register(
+            "connections_peak",
+            "Highest number of open connections since start",
+            m.connections_peak.clone(),
+        );
+        r.register(
+            "connections_opened",
+            "Connections accepted, by listener",
+            m.connections_opened.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections closed, by reason",
+            m.connections_closed.clone(),
+        );
+        r.register(
+            "packets_received",
+            "MQTT packets received, by type, listener and protocol version",
+            m.packets_received.clone(),
+        );
+        r.register(
+            "packets_sent",
+            "MQTT packets sent, by type, listener and protocol version",
+            m.packets_sent.clone(),
+        );
+        r.register(
+            "bytes_received",
+            "Bytes received from clients, by listener",
+            m.bytes_received.clone(),
+        );
+        r.register(
+            "bytes_sent",
+            "Bytes sent to clients, by listener",
+            m.bytes_sent.clone(),
+        );
+        r.register(
+            "packets_received_error",
+            "Bad packets and refused operations, by reason",
+            m.packets_received_error.clone(),
+        );
+        r.register(
+            "messages_received",
+            "PUBLISH messages received from clients, by QoS",
+            m.messages_received.clone(),
+        );
+        r.register(
+            "messages_delivered",
+            "Messages written to subscribers, by delivered QoS",
+            m.messages_delivered.clone(),
+        );
+        r.register(
+            "messages_dropped",
+            "Messages not delivered to a subscriber, by QoS and reason",
+            m.messages_dropped.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "CONNECTs refused for bad credentials or authorisation",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "will_messages_published",
+            "Will messages published",
+            m.will_published.clone(),
+        );
+        r.register(
+            "sessions",
+            "Sessions held, online and offline",
+            m.sessions.clone(),
+        );
+        r.register(
+            "subscriptions",
+            "Subscriptions held",
+            m.subscriptions.clone(),
+        );
+        r.register(
+            "retained_messages",
+            "Retained messages held",
+            m.retained.clone(),
+        );
         r.register_with_unit(
             "message_latency",
             "PUBLISH read from the publisher to written to a subscriber, by delivered QoS",
@@ -141,7 +209,11 @@ impl BrokerMetrics {
     }
 
     /// Resolves the per-connection handles once, when the listener and version are known.
-    pub fn connection(&self, listener: ListenerProtocol, version: ProtocolVersion) -> ConnectionMetrics {
+    pub fn connection(
+        &self,
+        listener: ListenerProtocol,
+        version: ProtocolVersion,
+    ) -> ConnectionMetrics {
         let listener = listener.as_str();
         let version = version.as_str();
         let by_kind = |family: &Family<PacketLabels, Counter>| {
@@ -162,12 +234,21 @@ impl BrokerMetrics {
         ConnectionMetrics {
             received: by_kind(&self.packets_received),
             sent: by_kind(&self.packets_sent),
-            bytes_received: self.bytes_received.get_or_create(&ListenerLabels { listener }).clone(),
-            bytes_sent: self.bytes_sent.get_or_create(&ListenerLabels { listener }).clone(),
+            bytes_received: self
+                .bytes_received
+                .get_or_create(&ListenerLabels { listener })
+                .clone(),
+            bytes_sent: self
+                .bytes_sent
+                .get_or_create(&ListenerLabels { listener })
+                .clone(),
             messages_received: qos(&self.messages_received),
             messages_delivered: qos(&self.messages_delivered),
-            latency: [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
-                .map(|q| self.message_latency.get_or_create(&QosLabels { qos: q.as_str() }).clone()),
+            latency: [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| {
+                self.message_latency
+                    .get_or_create(&QosLabels { qos: q.as_str() })
+                    .clone()
+            }),
         }
     }
 
@@ -187,12 +268,16 @@ impl BrokerMetrics {
     /// Counts a closed connection.
     pub fn connection_closed(&self, reason: &'static str) {
         self.connections_active.dec();
-        self.connections_closed.get_or_create(&ReasonLabels { reason }).inc();
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts a bad packet or refused operation.
     pub fn packet_error(&self, reason: &'static str) {
-        self.packets_received_error.get_or_create(&ReasonLabels { reason }).inc();
+        self.packets_received_error
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts a message not delivered to a subscriber.

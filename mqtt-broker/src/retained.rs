@@ -60,7 +60,12 @@ impl Node {
         let visible = |name: &str| !(first && name.starts_with('$'));
         match *level {
             "#" => {
-                out.extend(self.message.iter().filter(|m| !first && !m.is_expired(now)).cloned());
+                out.extend(
+                    self.message
+                        .iter()
+                        .filter(|m| !first && !m.is_expired(now))
+                        .cloned(),
+                );
                 for (name, child) in &self.children {
                     if visible(name) {
                         child.collect_all(now, out);
@@ -108,9 +113,9 @@ impl RetainedStore for MemoryRetainedStore {
             }
             return;
         }
-        let node = levels
-            .iter()
-            .fold(root, |node, level| node.children.entry((*level).into()).or_default());
+        let node = levels.iter().fold(root, |node, level| {
+            node.children.entry((*level).into()).or_default()
+        });
         if node.message.replace(message).is_none() {
             *count += 1;
         }

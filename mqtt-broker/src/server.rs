@@ -55,11 +55,17 @@ impl Server {
             listeners.push(Listener::bind(l).await?);
         }
         let metrics_listener = match config.metrics_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| BrokerError::Bind {
-                what: "metrics endpoint",
-                addr,
-                source,
-            })?),
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| BrokerError::Bind {
+                            what: "metrics endpoint",
+                            addr,
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         Ok(Self {
@@ -73,12 +79,17 @@ impl Server {
 
     /// The bound MQTT listeners.
     pub fn mqtt_addrs(&self) -> Vec<(ListenerProtocol, SocketAddr)> {
-        self.listeners.iter().map(|l| (l.protocol(), l.local_addr())).collect()
+        self.listeners
+            .iter()
+            .map(|l| (l.protocol(), l.local_addr()))
+            .collect()
     }
 
     /// The bound metrics/health address, if enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The shared broker state (for tests and embedding).
@@ -115,8 +126,14 @@ impl Server {
         self.readiness.set_not_ready("shutting down");
         broker.shutdown.cancel();
         tracker.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
-            tracing::warn!(remaining = tracker.len(), "connections still open after the drain timeout");
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = tracker.len(),
+                "connections still open after the drain timeout"
+            );
         }
         if let Some(http) = http {
             let _ = http.await;

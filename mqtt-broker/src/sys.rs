@@ -50,11 +50,20 @@ pub fn publish_once(broker: &Broker) {
     let sessions = broker.sessions.len() as u64;
     let connected = s.clients_connected.load(Ordering::Relaxed);
     let values = [
-        ("version", format!("robustmq-reference {}", env!("CARGO_PKG_VERSION"))),
-        ("uptime", format!("{} seconds", broker.started.elapsed().as_secs())),
+        (
+            "version",
+            format!("robustmq-reference {}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "uptime",
+            format!("{} seconds", broker.started.elapsed().as_secs()),
+        ),
         ("clients/connected", connected.to_string()),
         ("clients/total", sessions.to_string()),
-        ("clients/disconnected", sessions.saturating_sub(connected).to_string()),
+        (
+            "clients/disconnected",
+            sessions.saturating_sub(connected).to_string(),
+        ),
         ("messages/received", load(&s.messages_received)),
         ("messages/sent", load(&s.messages_sent)),
         ("bytes/received", load(&s.bytes_received)),

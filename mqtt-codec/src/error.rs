@@ -43,6 +43,9 @@ pub enum DecodeError {
     /// A PUBLISH or Will topic name is empty or contains a wildcard.
     #[error("invalid topic name: {0}")]
     TopicNameInvalid(&'static str),
+    /// A Topic Alias property of 0 (MQTT 5 §3.3.2.3.4; reported as 0x94).
+    #[error("topic alias 0")]
+    TopicAliasInvalid,
 }
 
 impl DecodeError {
@@ -56,6 +59,7 @@ impl DecodeError {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
             Self::TopicNameInvalid(_) => ReasonCode::TOPIC_NAME_INVALID,
+            Self::TopicAliasInvalid => ReasonCode::TOPIC_ALIAS_INVALID,
         }
     }
 
@@ -69,6 +73,7 @@ impl DecodeError {
             Self::InvalidProtocolName => "invalid_protocol_name",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::TopicNameInvalid(_) => "topic_name_invalid",
+            Self::TopicAliasInvalid => "topic_alias_invalid",
         }
     }
 }

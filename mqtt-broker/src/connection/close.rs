@@ -13,7 +13,10 @@ pub enum Close {
     /// The stream failed.
     Io,
     /// The client broke the protocol; MQTT 5 clients get a DISCONNECT with `reason`.
-    Protocol { reason: ReasonCode, detail: &'static str },
+    Protocol {
+        reason: ReasonCode,
+        detail: &'static str,
+    },
     /// No CONNECT within the connect timeout.
     ConnectTimeout,
     /// The CONNECT was refused with a CONNACK reason code.
@@ -60,6 +63,11 @@ impl Close {
 
     /// Whether the will message is published (everything but a normal DISCONNECT).
     pub fn publishes_will(&self) -> bool {
-        !matches!(self, Self::ClientDisconnect { publish_will: false })
+        !matches!(
+            self,
+            Self::ClientDisconnect {
+                publish_will: false
+            }
+        )
     }
 }

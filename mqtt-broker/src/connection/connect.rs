@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_codec::{
-    ByteString, ConnAck, ConnAckProperties, Connect, DecodeError, LastWill, Packet, ProtocolVersion, QoS, ReasonCode,
+    ByteString, ConnAck, ConnAckProperties, Connect, DecodeError, LastWill, Packet,
+    ProtocolVersion, QoS, ReasonCode,
 };
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,7 +21,6 @@ use super::{Client, Close, Io, ListenerContext};
 use crate::auth::AuthResult;
 use crate::broker::Broker;
 use crate::message::{Message, MessageProperties, Will};
-use crate::session::Inflight;
 
 /// Reads and answers CONNECT; on success the client owns its session.
 pub(super) async fn handshake<R, W>(
@@ -47,7 +47,10 @@ where
         Ok(Ok(Some(Packet::Connect(connect)))) => connect,
         Ok(Ok(Some(_))) => {
             broker.metrics.packet_error("protocol_error");
-            return Err(Close::protocol(ReasonCode::PROTOCOL_ERROR, "first packet is not CONNECT"));
+            return Err(Close::protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "first packet is not CONNECT",
+            ));
         }
         Ok(Ok(None)) => return Err(Close::PeerClosed),
         Ok(Err(ReadError::Io(_))) => return Err(Close::Io),
@@ -56,7 +59,12 @@ where
             if let DecodeError::UnsupportedProtocolVersion(_) = e {
                 // The client's version is unknown; a 3.1.1 CONNACK (return code 1) is
                 // what 3.x clients understand and what the 5.0 spec allows.
-                return Err(refuse(&mut io, ProtocolVersion::V3_1_1, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION).await);
+                return Err(refuse(
+                    &mut io,
+                    ProtocolVersion::V3_1_1,
+                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                )
+                .await);
             }
             return Err(Close::protocol(e.reason_code(), "malformed CONNECT"));
         }
@@ -82,7 +90,11 @@ struct Accepted {
 }
 
 /// Validates CONNECT and authenticates; `Err` is the CONNACK reason code.
-async fn accept(broker: &Broker, c: &Connect, listener: &ListenerContext) -> Result<Accepted, ReasonCode> {
+async fn accept(
+    broker: &Broker,
+    c: &Connect,
+    listener: &ListenerContext,
+) -> Result<Accepted, ReasonCode> {
     let limits = &broker.config.limits;
     let v5 = c.protocol.is_v5();
     let props = &c.properties;
@@ -105,7 +117,8 @@ async fn accept(broker: &Broker, c: &Connect, listener: &ListenerContext) -> Res
         return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
     }
     if let Some(will) = &c.will {
-        mqtt_codec::topic::validate_topic_name(&will.topic).map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?;
+        mqtt_codec::topic::validate_topic_name(&will.topic)
+            .map_err(|_| ReasonCode::TOPIC_NAME_INVALID)?;
         if will.qos > broker.maximum_qos() {
             return Err(ReasonCode::QOS_NOT_SUPPORTED);
         }
@@ -134,14 +147,18 @@ async fn accept(broker: &Broker, c: &Connect, listener: &ListenerContext) -> Res
         }
     }
     let session_expiry = if v5 {
-        props.session_expiry_interval.unwrap_or(0).min(limits.max_session_expiry_secs)
+        props
+            .session_expiry_interval
+            .unwrap_or(0)
+            .min(limits.max_session_expiry_secs)
     } else if c.clean_start {
         0
     } else {
         limits.v3_session_expiry_secs.unwrap_or(u32::MAX)
     };
     let max_ka = limits.max_keep_alive_secs;
-    let server_keep_alive = (v5 && max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka)).then_some(max_ka);
+    let server_keep_alive =
+        (v5 && max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka)).then_some(max_ka);
     Ok(Accepted {
         client_id,
         assigned,
@@ -171,7 +188,7 @@ where
     Close::Refused(reason_code)
 }
 
-fn will_of(client_id: &ByteString, will: LastWill) -> Will {
+fn will_of(client_id: &ByteString, username: Option<ByteString>, will: LastWill) -> Will {
     let p = will.properties;
     Will {
         message: Message {
@@ -192,6 +209,7 @@ fn will_of(client_id: &ByteString, will: LastWill) -> Will {
         },
         delay: Duration::from_secs(u64::from(p.will_delay_interval.unwrap_or(0))),
         expiry_interval: p.message_expiry_interval,
+        username,
     }
 }
 
@@ -239,18 +257,31 @@ where
         session: opened.session,
         generation: opened.generation,
         kick: kick_rx,
-        will: c.will.map(|w| will_of(&accepted.client_id, w)),
-        keep_alive: (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500)),
+        will: c
+            .will
+            .map(|w| will_of(&accepted.client_id, c.username.clone(), w)),
+        keep_alive: (keep_alive_secs > 0)
+            .then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500)),
         last_read: Instant::now(),
         session_expiry: accepted.session_expiry,
         connect_expiry_was_zero: requested_expiry == 0,
-        send_window: usize::from(props.receive_maximum.unwrap_or(u16::MAX).min(limits.max_inflight)),
+        send_window: usize::from(
+            props
+                .receive_maximum
+                .unwrap_or(u16::MAX)
+                .min(limits.max_inflight),
+        ),
         client_max_packet: props.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
-        client_alias_max: if version.is_v5() { props.topic_alias_maximum.unwrap_or(0) } else { 0 },
+        client_alias_max: if version.is_v5() {
+            props.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        },
         alias_in: HashMap::new(),
         alias_out: HashMap::new(),
         metrics,
         scratch: Vec::new(),
+        resend: Default::default(),
         max_qos,
     };
     let connack = ConnAckProperties {
@@ -263,7 +294,8 @@ where
         assigned_client_identifier: accepted.assigned.then(|| accepted.client_id.clone()),
         topic_alias_maximum: (limits.topic_alias_maximum > 0).then_some(limits.topic_alias_maximum),
         wildcard_subscription_available: (!limits.wildcard_subscription_available).then_some(false),
-        subscription_identifiers_available: (!limits.subscription_identifiers_available).then_some(false),
+        subscription_identifiers_available: (!limits.subscription_identifiers_available)
+            .then_some(false),
         shared_subscription_available: (!limits.shared_subscription_available).then_some(false),
         server_keep_alive: accepted.server_keep_alive,
         ..Default::default()
@@ -284,26 +316,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    /// Resends, in packet-id order, every delivery left unacknowledged by the previous
-    /// connection: PUBLISH with DUP set, or PUBREL (MQTT 4.4).
+    /// Schedules the resend, in packet-id order, of every delivery left unacknowledged
+    /// by the previous connection: PUBLISH with DUP set, or PUBREL (MQTT 4.4).
     fn resend_inflight(&mut self) {
-        let pending: Vec<(u16, Inflight)> = self
-            .session
-            .lock()
-            .inflight
-            .iter()
-            .map(|(id, entry)| (*id, entry.clone()))
-            .collect();
-        let now = std::time::Instant::now();
-        for (id, entry) in pending {
-            match entry {
-                Inflight::Publish(delivery) => {
-                    if !self.write_publish(&delivery, Some(id), true, now) {
-                        self.session.lock().inflight.remove(&id);
-                    }
-                }
-                Inflight::Released => self.send(Packet::PubRel(mqtt_codec::PubResponse::new(id))),
-            }
-        }
+        // Sent by `drain`, within the new connection's Receive Maximum.
+        self.resend = self.session.lock().inflight.keys().copied().collect();
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqtt_codec::{
-    ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter,
-    SubscriptionOptions, UnsubAck, Unsubscribe,
+    ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe,
+    SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -38,10 +38,16 @@ where
                 Ok(())
             }
             Packet::Disconnect(d) => self.handle_disconnect(d),
-            Packet::Auth(_) => Err(self.violation(ReasonCode::PROTOCOL_ERROR, "AUTH without an authentication method")),
+            Packet::Auth(_) => Err(self.violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            )),
             Packet::Connect(_) => Err(self.violation(ReasonCode::PROTOCOL_ERROR, "second CONNECT")),
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                Err(self.violation(ReasonCode::PROTOCOL_ERROR, "server-to-client packet from a client"))
+                Err(self.violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "server-to-client packet from a client",
+                ))
             }
         }
     }
@@ -55,7 +61,10 @@ where
     fn resolve_topic(&mut self, p: &Publish) -> Result<ByteString, Close> {
         let Some(alias) = p.properties.topic_alias else {
             if p.topic.is_empty() {
-                return Err(self.violation(ReasonCode::PROTOCOL_ERROR, "empty topic without topic alias"));
+                return Err(self.violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "empty topic without topic alias",
+                ));
             }
             return Ok(p.topic.clone());
         };
@@ -92,9 +101,13 @@ where
         }
 
         if p.qos == QoS::ExactlyOnce
-            && self.session.lock().incoming_qos2.len() >= usize::from(self.broker.config.limits.receive_maximum)
+            && self.session.lock().incoming_qos2.len()
+                >= usize::from(self.broker.config.limits.receive_maximum)
         {
-            return Err(self.violation(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 in flight"));
+            return Err(self.violation(
+                ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                "too many QoS 2 in flight",
+            ));
         }
         let mut reason = self.check_publish(&topic, &p);
         if reason.is_success() {
@@ -111,7 +124,9 @@ where
         let reason = if v5 { reason } else { ReasonCode::SUCCESS };
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(Packet::PubAck(PubResponse::with_reason(packet_id, reason))),
+            QoS::AtLeastOnce => {
+                self.send(Packet::PubAck(PubResponse::with_reason(packet_id, reason)))
+            }
             QoS::ExactlyOnce => {
                 if reason.is_success() {
                     self.session.lock().incoming_qos2.insert(packet_id);
@@ -127,15 +142,18 @@ where
         if topic.starts_with("$SYS") {
             return ReasonCode::NOT_AUTHORIZED;
         }
-        if !self
-            .broker
-            .acl
-            .check(self.username.as_deref(), &self.client_id, Action::Publish, topic)
-        {
+        if !self.broker.acl.check(
+            self.username.as_deref(),
+            &self.client_id,
+            Action::Publish,
+            topic,
+        ) {
             self.broker.metrics.packet_error("acl_denied");
             return ReasonCode::NOT_AUTHORIZED;
         }
-        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
+        if p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
             self.broker.metrics.packet_error("payload_format_invalid");
             return ReasonCode::PAYLOAD_FORMAT_INVALID;
         }
@@ -220,7 +238,10 @@ where
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
         };
-        self.send(Packet::PubComp(PubResponse::with_reason(r.packet_id, reason)));
+        self.send(Packet::PubComp(PubResponse::with_reason(
+            r.packet_id,
+            reason,
+        )));
         Ok(())
     }
 
@@ -241,7 +262,9 @@ where
             return Err(Close::TakenOver);
         }
         let limits = &self.broker.config.limits;
-        if s.properties.subscription_identifier.is_some() && !limits.subscription_identifiers_available {
+        if s.properties.subscription_identifier.is_some()
+            && !limits.subscription_identifiers_available
+        {
             return Err(self.violation(
                 ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                 "subscription identifiers not available",
@@ -285,7 +308,10 @@ where
     ) -> Result<Result<(Subscription, bool), ReasonCode>, Close> {
         let limits = &self.broker.config.limits;
         let (group, filter) = match mqtt_codec::topic::parse_shared(&f.filter) {
-            Ok(Some(shared)) => (Some(ByteString::from(shared.group)), ByteString::from(shared.filter)),
+            Ok(Some(shared)) => (
+                Some(ByteString::from(shared.group)),
+                ByteString::from(shared.filter),
+            ),
             Ok(None) => (None, f.filter.clone()),
             Err(_) => return Ok(Err(ReasonCode::TOPIC_FILTER_INVALID)),
         };
@@ -294,7 +320,10 @@ where
                 return Ok(Err(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
             }
             if f.options.no_local && self.version.is_v5() {
-                return Err(self.violation(ReasonCode::PROTOCOL_ERROR, "No Local on a shared subscription"));
+                return Err(self.violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "No Local on a shared subscription",
+                ));
             }
         }
         if mqtt_codec::topic::validate_topic_filter(&filter).is_err() {
@@ -303,11 +332,12 @@ where
         if !limits.wildcard_subscription_available && filter.contains(['+', '#']) {
             return Ok(Err(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
         }
-        if !self
-            .broker
-            .acl
-            .check(self.username.as_deref(), &self.client_id, Action::Subscribe, &filter)
-        {
+        if !self.broker.acl.check(
+            self.username.as_deref(),
+            &self.client_id,
+            Action::Subscribe,
+            &filter,
+        ) {
             return Ok(Err(ReasonCode::NOT_AUTHORIZED));
         }
         let sub = Subscription {
@@ -320,13 +350,20 @@ where
             id,
         };
         let existed = self.broker.router.subscribe(&self.session, &sub);
-        self.session.lock().subscriptions.insert(f.filter.clone(), sub.clone());
+        self.session
+            .lock()
+            .subscriptions
+            .insert(f.filter.clone(), sub.clone());
         Ok(Ok((sub, existed)))
     }
 
     fn handle_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Close> {
         let mut codes = Vec::with_capacity(u.filters.len());
         for filter in &u.filters {
+            if !valid_filter(filter) {
+                codes.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
             let removed = self.session.lock().subscriptions.remove(filter);
             let code = match removed {
                 Some(sub) => {
@@ -349,12 +386,25 @@ where
     fn handle_disconnect(&mut self, d: Disconnect) -> Result<(), Close> {
         if let Some(expiry) = d.properties.session_expiry_interval {
             if self.connect_expiry_was_zero && expiry != 0 {
-                return Err(self.violation(ReasonCode::PROTOCOL_ERROR, "session expiry raised from 0 at DISCONNECT"));
+                return Err(self.violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry raised from 0 at DISCONNECT",
+                ));
             }
             self.session_expiry = expiry.min(self.broker.config.limits.max_session_expiry_secs);
         }
         Err(Close::ClientDisconnect {
             publish_will: d.reason_code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
         })
+    }
+}
+
+/// A filter that could have been subscribed: a valid topic filter, or a well-formed
+/// `$share/{group}/{filter}`.
+fn valid_filter(filter: &str) -> bool {
+    match mqtt_codec::topic::parse_shared(filter) {
+        Ok(Some(_)) => true,
+        Ok(None) => mqtt_codec::topic::validate_topic_filter(filter).is_ok(),
+        Err(_) => false,
     }
 }

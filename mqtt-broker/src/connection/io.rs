@@ -36,12 +36,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
     }
 
     /// Decodes the next whole packet already in the read buffer.
-    pub fn next_packet(&mut self, version: Option<ProtocolVersion>) -> Result<Option<Packet>, DecodeError> {
+    pub fn next_packet(
+        &mut self,
+        version: Option<ProtocolVersion>,
+    ) -> Result<Option<Packet>, DecodeError> {
         mqtt_codec::decode(&mut self.read_buf, version, self.max_packet_size)
     }
 
     /// Reads until one packet is decoded; `Ok(None)` when the peer closed first.
-    pub async fn read_packet(&mut self, version: Option<ProtocolVersion>) -> Result<Option<Packet>, ReadError> {
+    pub async fn read_packet(
+        &mut self,
+        version: Option<ProtocolVersion>,
+    ) -> Result<Option<Packet>, ReadError> {
         loop {
             if let Some(packet) = self.next_packet(version)? {
                 return Ok(Some(packet));

@@ -15,7 +15,7 @@ mod outbound;
 pub use close::Close;
 pub use io::Io;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +41,20 @@ pub struct ListenerContext {
 }
 
 /// Serves one accepted stream until it closes.
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr, listener: Arc<ListenerContext>)
-where
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    listener: Arc<ListenerContext>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    let io = Io::new(reader, writer, broker.config.limits.max_packet_size as usize);
+    let io = Io::new(
+        reader,
+        writer,
+        broker.config.limits.max_packet_size as usize,
+    );
     broker.metrics.connection_opened(listener.protocol);
     let close = match connect::handshake(&broker, io, peer, &listener).await {
         Ok(client) => client.run().await,
@@ -81,6 +89,9 @@ pub(crate) struct Client<R, W> {
     connect_expiry_was_zero: bool,
     /// QoS 1/2 deliveries allowed in flight: min(client Receive Maximum, our limit).
     send_window: usize,
+    /// Packet ids left in flight by the previous connection, still to be resent (in id
+    /// order); they go out within the send window like new deliveries (MQTT 5 §4.9).
+    resend: VecDeque<u16>,
     /// The client's Maximum Packet Size.
     client_max_packet: usize,
     /// The client's Topic Alias Maximum (aliases we may send).
@@ -120,8 +131,12 @@ where
         let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_raw()).await;
         if close.publishes_will() {
             if let Some(will) = self.will.take() {
-                self.broker
-                    .publish_will(will, self.session.clone(), self.generation, self.session_expiry);
+                self.broker.publish_will(
+                    will,
+                    self.session.clone(),
+                    self.generation,
+                    self.session_expiry,
+                );
             }
         }
         self.broker

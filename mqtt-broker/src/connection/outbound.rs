@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mqtt_codec::{Packet, Publish, PublishProperties, QoS};
+use mqtt_codec::{Packet, PubResponse, Publish, PublishProperties, QoS};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Client;
@@ -31,6 +31,27 @@ where
             // Taken over: the new connection delivers; this one is about to close.
             return false;
         }
+        while let Some(&id) = self.resend.front() {
+            if st.inflight_len().saturating_sub(self.resend.len()) >= self.send_window {
+                return false;
+            }
+            if self.io.write_buf.len() >= WRITE_HIGH_WATER {
+                return true;
+            }
+            self.resend.pop_front();
+            match st.inflight.get(&id).cloned() {
+                Some(Inflight::Publish(delivery)) => {
+                    // Not sent when too large for this client's Maximum Packet Size.
+                    let sent = self.write_publish(&delivery, Some(id), true, now);
+                    if !sent {
+                        st.inflight.remove(&id);
+                    }
+                }
+                Some(Inflight::Released) => self.send(Packet::PubRel(PubResponse::new(id))),
+                // Acknowledged before we got to resend it.
+                None => {}
+            }
+        }
         loop {
             let Some(front) = st.queue.front() else {
                 return false;
@@ -46,7 +67,9 @@ where
                 return false;
             };
             if delivery.message.is_expired(now) {
-                self.broker.metrics.dropped(delivery.qos, DropReason::expired);
+                self.broker
+                    .metrics
+                    .dropped(delivery.qos, DropReason::expired);
                 continue;
             }
             let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -70,7 +93,13 @@ where
 
     /// Encodes one delivery as a PUBLISH for this client's protocol version. Returns
     /// false when it was dropped for exceeding the client's Maximum Packet Size.
-    pub(super) fn write_publish(&mut self, d: &Delivery, packet_id: Option<u16>, dup: bool, now: Instant) -> bool {
+    pub(super) fn write_publish(
+        &mut self,
+        d: &Delivery,
+        packet_id: Option<u16>,
+        dup: bool,
+        now: Instant,
+    ) -> bool {
         let msg = &d.message;
         let mut properties = PublishProperties::default();
         if self.version.is_v5() {
@@ -108,8 +137,10 @@ where
         }
         self.send(packet);
         SysStats::add(&self.broker.stats.messages_sent, 1);
-        self.metrics
-            .message_delivered(d.qos, now.saturating_duration_since(msg.received_at).as_secs_f64());
+        self.metrics.message_delivered(
+            d.qos,
+            now.saturating_duration_since(msg.received_at).as_secs_f64(),
+        );
         true
     }
 

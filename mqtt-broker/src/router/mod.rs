@@ -78,7 +78,9 @@ impl Router {
     /// Removes one subscription of `client_id`. Returns true if it existed.
     pub fn unsubscribe(&self, client_id: &str, sub: &Subscription) -> bool {
         let mut trie = self.trie.write().unwrap_or_else(|e| e.into_inner());
-        let removed = trie.remove(sub.share_group.as_deref(), &sub.filter, client_id).is_some();
+        let removed = trie
+            .remove(sub.share_group.as_deref(), &sub.filter, client_id)
+            .is_some();
         if removed {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
@@ -90,7 +92,10 @@ impl Router {
         let subs: Vec<Subscription> = session.lock().subscriptions.values().cloned().collect();
         let mut trie = self.trie.write().unwrap_or_else(|e| e.into_inner());
         for sub in subs {
-            if trie.remove(sub.share_group.as_deref(), &sub.filter, &session.client_id).is_some() {
+            if trie
+                .remove(sub.share_group.as_deref(), &sub.filter, &session.client_id)
+                .is_some()
+            {
                 self.len.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -133,15 +138,24 @@ fn target(entry: &Entry, published: QoS) -> Target {
 
 /// Round robin over the group's members, preferring online ones; an offline member is
 /// chosen only when none is online (its session then queues QoS 1/2).
-fn pick_member<'a>(members: &'a [(ByteString, Entry)], cursor: &std::sync::atomic::AtomicUsize) -> Option<&'a Entry> {
+fn pick_member<'a>(
+    members: &'a [(ByteString, Entry)],
+    cursor: &std::sync::atomic::AtomicUsize,
+) -> Option<&'a Entry> {
     if members.is_empty() {
         return None;
     }
-    let start = cursor.fetch_add(1, Ordering::Relaxed) % members.len();
-    (0..members.len())
-        .map(|i| &members[(start + i) % members.len()].1)
-        .find(|e| e.session.is_online())
-        .or(Some(&members[start].1))
+    let n = members.len();
+    let start = cursor.load(Ordering::Relaxed) % n;
+    let chosen = (0..n)
+        .map(|i| (start + i) % n)
+        .find(|&i| members[i].1.session.is_online())
+        .unwrap_or(start);
+    // Go on after the member chosen, not after `start`: otherwise the online member
+    // following an offline one gets its turns too and the rotation is uneven.
+    // Concurrent publishers may race here; each message still goes to one member.
+    cursor.store(chosen + 1, Ordering::Relaxed);
+    Some(&members[chosen].1)
 }
 
 /// Merges targets of the same session (overlapping subscriptions): one delivery with
@@ -240,9 +254,15 @@ mod tests {
         for _ in 0..10 {
             router.route(&msg("job/1", QoS::AtLeastOnce, "p"), &mut out);
             assert_eq!(out.len(), 1, "one delivery per group");
-            *counts.entry(out[0].session.client_id.to_string()).or_insert(0) += 1;
+            *counts
+                .entry(out[0].session.client_id.to_string())
+                .or_insert(0) += 1;
         }
-        assert_eq!(counts.get("c"), None, "offline member skipped while others are online");
+        assert_eq!(
+            counts.get("c"),
+            None,
+            "offline member skipped while others are online"
+        );
         assert!(counts["a"] >= 4 && counts["b"] >= 4, "{counts:?}");
     }
 

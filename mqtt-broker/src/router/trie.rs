@@ -42,9 +42,9 @@ impl<V> Default for TrieNode<V> {
 
 impl<V> TrieNode<V> {
     fn node_mut(&mut self, filter: &str) -> &mut TrieNode<V> {
-        filter
-            .split('/')
-            .fold(self, |node, level| node.children.entry(level.into()).or_default())
+        filter.split('/').fold(self, |node, level| {
+            node.children.entry(level.into()).or_default()
+        })
     }
 
     /// Adds or replaces `client`'s subscription to `filter`; returns the replaced value.
@@ -53,12 +53,21 @@ impl<V> TrieNode<V> {
     }
 
     /// Adds or replaces `client` in shared group `group` of `filter`; returns the replaced value.
-    pub fn insert_shared(&mut self, group: &str, filter: &str, client: ByteString, value: V) -> Option<V> {
+    pub fn insert_shared(
+        &mut self,
+        group: &str,
+        filter: &str,
+        client: ByteString,
+        value: V,
+    ) -> Option<V> {
         let node = self.node_mut(filter);
-        let group = node.shared.entry(group.into()).or_insert_with(|| SharedGroup {
-            members: Vec::new(),
-            cursor: Default::default(),
-        });
+        let group = node
+            .shared
+            .entry(group.into())
+            .or_insert_with(|| SharedGroup {
+                members: Vec::new(),
+                cursor: Default::default(),
+            });
         if let Some(slot) = group.members.iter_mut().find(|(c, _)| *c == client) {
             return Some(std::mem::replace(&mut slot.1, value));
         }

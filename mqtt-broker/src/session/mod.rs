@@ -115,7 +115,9 @@ impl SessionState {
 
     /// True while connection `conn_id` owns the session (false once taken over).
     pub fn is_owned_by(&self, conn_id: u64) -> bool {
-        self.connection.as_ref().is_some_and(|slot| slot.conn_id == conn_id)
+        self.connection
+            .as_ref()
+            .is_some_and(|slot| slot.conn_id == conn_id)
     }
 
     /// Number of in-flight QoS 1/2 deliveries (counted against the client's Receive Maximum).
@@ -175,7 +177,10 @@ impl Session {
             if state.ended {
                 return Enqueued::DroppedOffline;
             }
-            if state.connection.is_none() && delivery.qos == QoS::AtMostOnce && !limits.queue_qos0_offline {
+            if state.connection.is_none()
+                && delivery.qos == QoS::AtMostOnce
+                && !limits.queue_qos0_offline
+            {
                 return Enqueued::DroppedOffline;
             }
             if state.queue.len() >= limits.max_queued {
@@ -220,10 +225,22 @@ mod tests {
     #[test]
     fn offline_session_keeps_qos1_drops_qos0_and_bounds_queue() {
         let s = Session::new("c".into());
-        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce), LIMITS), Enqueued::DroppedOffline);
-        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), LIMITS), Enqueued::Queued);
-        assert_eq!(s.enqueue(delivery(QoS::ExactlyOnce), LIMITS), Enqueued::Queued);
-        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), LIMITS), Enqueued::DroppedQueueFull);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtMostOnce), LIMITS),
+            Enqueued::DroppedOffline
+        );
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), LIMITS),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            s.enqueue(delivery(QoS::ExactlyOnce), LIMITS),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), LIMITS),
+            Enqueued::DroppedQueueFull
+        );
         assert_eq!(s.lock().queue.len(), 2);
     }
 

@@ -120,7 +120,10 @@ impl SessionRegistry {
     }
 
     fn remove_entry(map: &mut HashMap<ByteString, Arc<Session>>, session: &Arc<Session>) {
-        if map.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+        if map
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
             map.remove(&session.client_id);
         }
     }
@@ -145,7 +148,12 @@ impl SessionRegistry {
 mod tests {
     use super::*;
 
-    fn open(reg: &SessionRegistry, id: &str, clean: bool, conn: u64) -> (OpenedSession, oneshot::Receiver<Kick>) {
+    fn open(
+        reg: &SessionRegistry,
+        id: &str,
+        clean: bool,
+        conn: u64,
+    ) -> (OpenedSession, oneshot::Receiver<Kick>) {
         let (tx, rx) = oneshot::channel();
         (reg.open(&ByteString::from(id), clean, conn, tx), rx)
     }
@@ -164,7 +172,9 @@ mod tests {
         assert!(second.session.is_online());
         let (third, _k3) = open(&reg, "c", true, 3);
         assert!(!third.present);
-        assert!(third.discarded.is_some_and(|d| Arc::ptr_eq(&d, &second.session)));
+        assert!(third
+            .discarded
+            .is_some_and(|d| Arc::ptr_eq(&d, &second.session)));
         assert_eq!(reg.len(), 1);
     }
 

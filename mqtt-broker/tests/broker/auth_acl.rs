@@ -2,6 +2,9 @@
 //! clients refused where the listener says so, and topic ACLs with `%u`/`%c`.
 
 use std::path::Path;
+use std::sync::OnceLock;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 
 use mqtt_broker::config::ListenerConfig;
 use mqtt_broker::BrokerConfig;
@@ -30,10 +33,28 @@ action = "subscribe"
 topic = "public/#"
 "#;
 
+/// The password file, made once per test binary: bob through `set_password` (the real
+/// tool, default argon2 cost), alice with the cheapest argon2id parameters, because an
+/// unoptimised build takes most of a second per hash and most logins here are alice's.
+fn password_file() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        mqtt_broker::auth::set_password(&path, "bob", b"hunter2").unwrap();
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).unwrap(),
+        );
+        let alice = cheap.hash_password(b"s3cret").unwrap().to_string();
+        format!("{}alice:{alice}\n", std::fs::read_to_string(&path).unwrap())
+    })
+}
+
 fn with_files(dir: &Path, allow_anonymous: Option<bool>) -> impl FnOnce(&mut BrokerConfig) {
     let passwd = dir.join("passwd");
-    mqtt_broker::auth::set_password(&passwd, "alice", b"s3cret").unwrap();
-    mqtt_broker::auth::set_password(&passwd, "bob", b"hunter2").unwrap();
+    std::fs::write(&passwd, password_file()).unwrap();
     let acl = dir.join("acl.toml");
     std::fs::write(&acl, ACL).unwrap();
     move |c: &mut BrokerConfig| {
@@ -64,39 +85,62 @@ async fn password_file_and_anonymous_policy() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::with(with_files(dir.path(), Some(false))).await;
 
-    let ok = V5::connect_with(v5_login(&b, "a5", "alice", "s3cret")).await.expect("alice logs in");
+    let ok = V5::connect_with(v5_login(&b, "a5", "alice", "s3cret"))
+        .await
+        .expect("alice logs in");
     assert_eq!(ok.connack.code, r5::ConnectReturnCode::Success);
-    let ok = V4::connect_with(v4_login(&b, "a4", "bob", "hunter2")).await.expect("bob logs in");
+    let ok = V4::connect_with(v4_login(&b, "a4", "bob", "hunter2"))
+        .await
+        .expect("bob logs in");
     assert_eq!(ok.connack.code, rumqttc::ConnectReturnCode::Success);
 
     let failures = b.metric("robustmq_auth_failures_total", &[]).await;
     for (user, password) in [("alice", "wrong"), ("mallory", "s3cret")] {
-        match V5::connect_with(v5_login(&b, "x5", user, password)).await.map(|c| c.connack) {
+        match V5::connect_with(v5_login(&b, "x5", user, password))
+            .await
+            .map(|c| c.connack)
+        {
             Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => {
                 assert_eq!(code, r5::ConnectReturnCode::BadUserNamePassword, "{user}")
             }
             other => panic!("{user}/{password}: expected 0x86, got {other:?}"),
         }
-        match V4::connect_with(v4_login(&b, "x4", user, password)).await.map(|c| c.connack) {
+        match V4::connect_with(v4_login(&b, "x4", user, password))
+            .await
+            .map(|c| c.connack)
+        {
             Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
-                assert_eq!(code, rumqttc::ConnectReturnCode::BadUserNamePassword, "{user}")
+                assert_eq!(
+                    code,
+                    rumqttc::ConnectReturnCode::BadUserNamePassword,
+                    "{user}"
+                )
             }
             other => panic!("{user}/{password}: expected 0x04, got {other:?}"),
         }
     }
-    match V5::connect_with(V5::options(b.tcp(), "anon5")).await.map(|c| c.connack) {
+    match V5::connect_with(V5::options(b.tcp(), "anon5"))
+        .await
+        .map(|c| c.connack)
+    {
         Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => {
             assert_eq!(code, r5::ConnectReturnCode::NotAuthorized)
         }
         other => panic!("anonymous v5: expected 0x87, got {other:?}"),
     }
-    match V4::connect_with(V4::options(b.tcp(), "anon4")).await.map(|c| c.connack) {
+    match V4::connect_with(V4::options(b.tcp(), "anon4"))
+        .await
+        .map(|c| c.connack)
+    {
         Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
             assert_eq!(code, rumqttc::ConnectReturnCode::NotAuthorized)
         }
         other => panic!("anonymous v4: expected 0x05, got {other:?}"),
     }
-    assert_eq!(b.metric("robustmq_auth_failures_total", &[]).await, failures + 6.0);
+    assert_eq!(
+        b.metric("robustmq_auth_failures_total", &[]).await,
+        failures + 6.0
+    );
 }
 
 /// Without `allow_anonymous`, a loopback listener accepts anonymous clients (the
@@ -106,7 +150,9 @@ async fn loopback_listener_accepts_anonymous_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestBroker::with(with_files(dir.path(), None)).await;
     V4::connect(b.tcp(), "anon", |_| {}).await;
-    assert!(V4::connect_with(v4_login(&b, "x", "alice", "nope")).await.is_err());
+    assert!(V4::connect_with(v4_login(&b, "x", "alice", "nope"))
+        .await
+        .is_err());
 }
 
 /// ACL rules with `%c` and `%u`: an unauthorised PUBLISH is acknowledged (MQTT 5 PUBACK
@@ -137,7 +183,10 @@ async fn acl_allows_and_denies_publish_and_subscribe() {
         vec![r5::SubscribeReasonCode::Success(Q5::AtLeastOnce)]
     );
 
-    d1.client.publish("devices/d2/cmd", Q5::AtLeastOnce, false, "forged").await.unwrap();
+    d1.client
+        .publish("devices/d2/cmd", Q5::AtLeastOnce, false, "forged")
+        .await
+        .unwrap();
     let reason = d1
         .events
         .find("PUBACK", |p| match p {
@@ -148,11 +197,16 @@ async fn acl_allows_and_denies_publish_and_subscribe() {
     assert_eq!(reason, r5::PubAckReason::NotAuthorized);
     d2.no_publish().await;
     // d2 may publish into its own subtree, d1 gets nothing of it.
-    d2.client.publish("devices/d2/state", Q5::AtLeastOnce, false, "ok").await.unwrap();
+    d2.client
+        .publish("devices/d2/state", Q5::AtLeastOnce, false, "ok")
+        .await
+        .unwrap();
     assert_eq!(&d2.publish().await.payload[..], b"ok");
 
     // %u: alice may use users/alice/#, not users/bob/#; 3.1.1 SUBACK failure is 0x80.
-    let mut alice = V4::connect_with(v4_login(&b, "alice-phone", "alice", "s3cret")).await.unwrap();
+    let mut alice = V4::connect_with(v4_login(&b, "alice-phone", "alice", "s3cret"))
+        .await
+        .unwrap();
     assert_eq!(
         alice.subscribe("users/alice/#", Q4::AtLeastOnce).await,
         vec![rumqttc::SubscribeReasonCode::Success(Q4::AtLeastOnce)]
@@ -161,12 +215,67 @@ async fn acl_allows_and_denies_publish_and_subscribe() {
         alice.subscribe("users/bob/#", Q4::AtLeastOnce).await,
         vec![rumqttc::SubscribeReasonCode::Failure]
     );
-    alice.client.publish("users/alice/inbox", Q4::AtLeastOnce, false, "hi").await.unwrap();
+    alice
+        .client
+        .publish("users/alice/inbox", Q4::AtLeastOnce, false, "hi")
+        .await
+        .unwrap();
     assert_eq!(&alice.publish().await.payload[..], b"hi");
     let bob_watch = V4::connect_with(v4_login(&b, "bob-phone", "bob", "hunter2")).await;
     let mut bob = bob_watch.unwrap();
     bob.subscribe("users/bob/#", Q4::AtLeastOnce).await;
-    alice.client.publish("users/bob/inbox", Q4::AtLeastOnce, false, "spoof").await.unwrap();
+    alice
+        .client
+        .publish("users/bob/inbox", Q4::AtLeastOnce, false, "spoof")
+        .await
+        .unwrap();
     bob.no_publish().await;
-    assert!(b.metric("robustmq_messages_dropped_total", &[("reason", "acl_denied")]).await >= 2.0);
+    assert!(
+        b.metric(
+            "robustmq_messages_dropped_total",
+            &[("reason", "acl_denied")]
+        )
+        .await
+            >= 2.0
+    );
+}
+
+/// The will is authorised as the client that set it: with `%u` rules, alice's will on
+/// `users/alice/...` is published, a will outside her subtree is not.
+#[tokio::test]
+async fn will_is_authorised_as_its_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::with(with_files(dir.path(), None)).await;
+    let mut watcher = V4::connect_with(v4_login(&b, "alice-watch", "alice", "s3cret"))
+        .await
+        .unwrap();
+    watcher.subscribe("users/alice/#", Q4::AtLeastOnce).await;
+    let mut bob_watch = V4::connect_with(v4_login(&b, "bob-watch", "bob", "hunter2"))
+        .await
+        .unwrap();
+    bob_watch.subscribe("users/bob/#", Q4::AtLeastOnce).await;
+
+    let mut o = v4_login(&b, "alice-sensor", "alice", "s3cret");
+    o.set_last_will(rumqttc::LastWill::new(
+        "users/alice/status",
+        "offline",
+        Q4::AtLeastOnce,
+        false,
+    ));
+    V4::connect_with(o).await.unwrap().events.kill();
+    let p = watcher.publish().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("users/alice/status", &b"offline"[..])
+    );
+
+    let mut o = v4_login(&b, "alice-spoof", "alice", "s3cret");
+    o.set_last_will(rumqttc::LastWill::new(
+        "users/bob/status",
+        "spoofed",
+        Q4::AtLeastOnce,
+        false,
+    ));
+    V4::connect_with(o).await.unwrap().events.kill();
+    bob_watch.no_publish().await;
 }

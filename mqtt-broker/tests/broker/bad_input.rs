@@ -7,29 +7,39 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_codec::{
-    Auth, AuthProperties, Connect, ConnAck, Packet, ProtocolVersion, PubResponse, Publish, PublishProperties, QoS,
-    ReasonCode, SubscriptionOptions,
+    Auth, AuthProperties, ConnAck, Connect, Packet, ProtocolVersion, PubResponse, Publish,
+    PublishProperties, QoS, ReasonCode, SubscriptionOptions,
 };
 
 use crate::harness::*;
 
 /// What the bad client sends after its CONNECT.
 enum Bad {
-    Packet(Packet),
+    Packet(Box<Packet>),
     Bytes(Vec<u8>),
+}
+
+fn bad(p: Packet) -> Bad {
+    Bad::Packet(Box::new(p))
 }
 
 /// Connects (`tweak` adjusts the CONNECT), sends `bad`, expects the close with
 /// `reason` (MQTT 5: after a DISCONNECT carrying it), the error counter to go up, and
 /// a healthy broker afterwards.
-async fn rejects(b: &TestBroker, version: ProtocolVersion, tweak: impl FnOnce(&mut Connect), bad: Bad, reason: ReasonCode) {
+async fn rejects(
+    b: &TestBroker,
+    version: ProtocolVersion,
+    tweak: impl FnOnce(&mut Connect),
+    bad: Bad,
+    reason: ReasonCode,
+) {
     let before = b.metric(ERRORS, &[]).await;
     let mut connect = connect_packet(version, "bad-client");
     tweak(&mut connect);
     let (mut c, connack) = Raw::connect(b.tcp(), connect).await;
     assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
     match bad {
-        Bad::Packet(p) => c.send(p).await,
+        Bad::Packet(p) => c.send(*p).await,
         Bad::Bytes(bytes) => c.send_bytes(&bytes).await,
     }
     c.expect_disconnect(reason).await;
@@ -53,7 +63,13 @@ fn varint(mut n: usize, out: &mut Vec<u8>) {
 }
 
 /// A hand-written PUBLISH, for what the codec refuses to encode.
-fn raw_publish(header: u8, topic: &[u8], packet_id: Option<u16>, v5: bool, payload: &[u8]) -> Vec<u8> {
+fn raw_publish(
+    header: u8,
+    topic: &[u8],
+    packet_id: Option<u16>,
+    v5: bool,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
     body.extend_from_slice(topic);
@@ -106,16 +122,44 @@ async fn malformed_packets_close_the_connection() {
     let b = TestBroker::start().await;
     for version in [V4, V5] {
         // Reserved packet type 0.
-        rejects(&b, version, |_| {}, Bad::Bytes(vec![0x00, 0x00]), ReasonCode::MALFORMED_PACKET).await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(vec![0x00, 0x00]),
+            ReasonCode::MALFORMED_PACKET,
+        )
+        .await;
         // A remaining length of five bytes.
         let too_long = vec![0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
-        rejects(&b, version, |_| {}, Bad::Bytes(too_long), ReasonCode::MALFORMED_PACKET).await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(too_long),
+            ReasonCode::MALFORMED_PACKET,
+        )
+        .await;
         // SUBSCRIBE with the wrong fixed-header flags [MQTT-3.8.1-1].
         let bad_flags = vec![0x80, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00];
-        rejects(&b, version, |_| {}, Bad::Bytes(bad_flags), ReasonCode::MALFORMED_PACKET).await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(bad_flags),
+            ReasonCode::MALFORMED_PACKET,
+        )
+        .await;
         // QoS 3 [MQTT-3.3.1-4].
         let qos3 = raw_publish(0x36, b"t", Some(1), version.is_v5(), b"x");
-        rejects(&b, version, |_| {}, Bad::Bytes(qos3), ReasonCode::MALFORMED_PACKET).await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(qos3),
+            ReasonCode::MALFORMED_PACKET,
+        )
+        .await;
     }
 }
 
@@ -127,7 +171,14 @@ async fn invalid_utf8_topics_close_the_connection() {
     for version in [V4, V5] {
         for topic in [&b"a/\xC3\x28"[..], b"a\x00b", b"\xED\xA0\x80"] {
             let bytes = raw_publish(0x30, topic, None, version.is_v5(), b"x");
-            rejects(&b, version, |_| {}, Bad::Bytes(bytes), ReasonCode::MALFORMED_PACKET).await;
+            rejects(
+                &b,
+                version,
+                |_| {},
+                Bad::Bytes(bytes),
+                ReasonCode::MALFORMED_PACKET,
+            )
+            .await;
         }
     }
 }
@@ -145,7 +196,8 @@ async fn packet_id_zero_closes_the_connection() {
         if version.is_v5() {
             match seen.last() {
                 Some(Packet::Disconnect(d)) => assert!(
-                    [ReasonCode::MALFORMED_PACKET, ReasonCode::PROTOCOL_ERROR].contains(&d.reason_code),
+                    [ReasonCode::MALFORMED_PACKET, ReasonCode::PROTOCOL_ERROR]
+                        .contains(&d.reason_code),
                     "{d:?}"
                 ),
                 other => panic!("expected DISCONNECT, got {other:?}"),
@@ -163,7 +215,14 @@ async fn publish_to_a_wildcard_topic_closes_the_connection() {
     for version in [V4, V5] {
         for topic in [&b"a/+"[..], b"a/#"] {
             let bytes = raw_publish(0x30, topic, None, version.is_v5(), b"x");
-            rejects(&b, version, |_| {}, Bad::Bytes(bytes), ReasonCode::TOPIC_NAME_INVALID).await;
+            rejects(
+                &b,
+                version,
+                |_| {},
+                Bad::Bytes(bytes),
+                ReasonCode::TOPIC_NAME_INVALID,
+            )
+            .await;
         }
     }
 }
@@ -174,7 +233,7 @@ async fn second_connect_closes_the_connection() {
     let b = TestBroker::start().await;
     for version in [V4, V5] {
         let again = Packet::Connect(Box::new(connect_packet(version, "again")));
-        rejects(&b, version, |_| {}, Bad::Packet(again), ReasonCode::PROTOCOL_ERROR).await;
+        rejects(&b, version, |_| {}, bad(again), ReasonCode::PROTOCOL_ERROR).await;
     }
 }
 
@@ -187,8 +246,15 @@ async fn server_packets_from_a_client_close_the_connection() {
         reason_code: ReasonCode::SUCCESS,
         properties: Default::default(),
     });
-    rejects(&b, V5, |_| {}, Bad::Packet(connack), ReasonCode::PROTOCOL_ERROR).await;
-    rejects(&b, V4, |_| {}, Bad::Packet(Packet::PingResp), ReasonCode::PROTOCOL_ERROR).await;
+    rejects(&b, V5, |_| {}, bad(connack), ReasonCode::PROTOCOL_ERROR).await;
+    rejects(
+        &b,
+        V4,
+        |_| {},
+        bad(Packet::PingResp),
+        ReasonCode::PROTOCOL_ERROR,
+    )
+    .await;
 }
 
 /// MQTT 3.1.1 [MQTT-3.1.2-2]: an unsupported protocol level gets CONNACK return code
@@ -215,7 +281,8 @@ async fn wrong_protocol_name_or_level_is_refused() {
         c.send_bytes(&raw_connect(name, 4)).await;
         let seen = c.closed().await;
         assert!(
-            seen.iter().all(|p| matches!(p, Packet::ConnAck(a) if !a.reason_code.is_success())),
+            seen.iter()
+                .all(|p| matches!(p, Packet::ConnAck(a) if !a.reason_code.is_success())),
             "{name:?}: {seen:?}"
         );
     }
@@ -233,11 +300,25 @@ async fn oversize_packets_close_the_connection() {
     let b = TestBroker::with(|c| c.limits.max_packet_size = 1024).await;
     for version in [V4, V5] {
         let big = raw_publish(0x30, b"big", None, version.is_v5(), &[b'x'; 2000]);
-        rejects(&b, version, |_| {}, Bad::Bytes(big), ReasonCode::PACKET_TOO_LARGE).await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(big),
+            ReasonCode::PACKET_TOO_LARGE,
+        )
+        .await;
         // Only the header of a 200 MB packet: refused without waiting for the body.
         let mut header = vec![0x30];
         varint(200_000_000, &mut header);
-        rejects(&b, version, |_| {}, Bad::Bytes(header), ReasonCode::PACKET_TOO_LARGE).await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(header),
+            ReasonCode::PACKET_TOO_LARGE,
+        )
+        .await;
     }
 }
 
@@ -257,24 +338,42 @@ async fn invalid_topic_aliases_close_the_connection() {
             },
         )
     };
-    // Alias 0 [MQTT-3.3.2-8]: 0x94 is what conformance suites expect; the codec rejects
-    // the property itself today and reports a protocol error (0x82), also a close.
+    // Alias 0 [MQTT-3.3.2-8]: 0x94, as conformance suites expect.
     let before = b.metric(ERRORS, &[]).await;
     let (mut c, _) = Raw::connect(b.tcp(), connect_packet(V5, "alias-zero")).await;
     c.send(alias("t", 0)).await;
     match c.closed().await.last() {
-        Some(Packet::Disconnect(d)) => assert!(
-            [ReasonCode::TOPIC_ALIAS_INVALID, ReasonCode::PROTOCOL_ERROR].contains(&d.reason_code),
-            "{d:?}"
-        ),
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason_code, ReasonCode::TOPIC_ALIAS_INVALID, "{d:?}")
+        }
         other => panic!("expected DISCONNECT, got {other:?}"),
     }
     b.metric_reaches(ERRORS, &[], before + 1.0).await;
-    rejects(&b, V5, |_| {}, Bad::Packet(alias("t", 5)), ReasonCode::TOPIC_ALIAS_INVALID).await;
-    rejects(&b, V5, |_| {}, Bad::Packet(alias("", 3)), ReasonCode::PROTOCOL_ERROR).await;
+    rejects(
+        &b,
+        V5,
+        |_| {},
+        bad(alias("t", 5)),
+        ReasonCode::TOPIC_ALIAS_INVALID,
+    )
+    .await;
+    rejects(
+        &b,
+        V5,
+        |_| {},
+        bad(alias("", 3)),
+        ReasonCode::PROTOCOL_ERROR,
+    )
+    .await;
     // An empty topic without an alias.
-    rejects(&b, V5, |_| {}, Bad::Bytes(raw_publish(0x30, b"", None, true, b"x")), ReasonCode::PROTOCOL_ERROR)
-        .await;
+    rejects(
+        &b,
+        V5,
+        |_| {},
+        Bad::Bytes(raw_publish(0x30, b"", None, true, b"x")),
+        ReasonCode::PROTOCOL_ERROR,
+    )
+    .await;
 }
 
 /// MQTT 5 §3.3.4 / [MQTT-3.3.4-9]: more unacknowledged QoS 2 PUBLISHes than our Receive
@@ -296,7 +395,8 @@ async fn exceeding_our_receive_maximum_closes_the_connection() {
     c.send(q2(3)).await;
     assert!(matches!(c.recv().await, Some(Packet::PubRec(r)) if r.packet_id == 3));
     c.send(q2(4)).await;
-    c.expect_disconnect(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED).await;
+    c.expect_disconnect(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
+        .await;
     b.metric_reaches(ERRORS, &[], before + 1.0).await;
     b.assert_healthy().await;
 }
@@ -310,7 +410,7 @@ async fn no_local_on_a_shared_subscription_closes_the_connection() {
         ..Default::default()
     };
     let sub = subscribe_packet(1, "$share/g/t", options, None);
-    rejects(&b, V5, |_| {}, Bad::Packet(sub), ReasonCode::PROTOCOL_ERROR).await;
+    rejects(&b, V5, |_| {}, bad(sub), ReasonCode::PROTOCOL_ERROR).await;
 }
 
 /// MQTT 5 §4.12: we offer no enhanced authentication. A CONNECT with an Authentication
@@ -325,7 +425,7 @@ async fn enhanced_authentication_is_refused_cleanly() {
             ..Default::default()
         },
     });
-    rejects(&b, V5, |_| {}, Bad::Packet(auth), ReasonCode::PROTOCOL_ERROR).await;
+    rejects(&b, V5, |_| {}, bad(auth), ReasonCode::PROTOCOL_ERROR).await;
 
     let mut connect = connect_packet(V5, "scram");
     connect.properties.authentication_method = Some("SCRAM-SHA-1".into());
@@ -348,14 +448,28 @@ async fn using_unavailable_features_closes_the_connection() {
     })
     .await;
     let q2 = publish("t", QoS::ExactlyOnce, Some(1), Default::default());
-    rejects(&b, V5, |_| {}, Bad::Packet(q2), ReasonCode::QOS_NOT_SUPPORTED).await;
+    rejects(&b, V5, |_| {}, bad(q2), ReasonCode::QOS_NOT_SUPPORTED).await;
     let mut retained = publish("t", QoS::AtMostOnce, None, Default::default());
     if let Packet::Publish(p) = &mut retained {
         p.retain = true;
     }
-    rejects(&b, V5, |_| {}, Bad::Packet(retained), ReasonCode::RETAIN_NOT_SUPPORTED).await;
+    rejects(
+        &b,
+        V5,
+        |_| {},
+        bad(retained),
+        ReasonCode::RETAIN_NOT_SUPPORTED,
+    )
+    .await;
     let with_id = subscribe_packet(1, "t", SubscriptionOptions::default(), Some(7));
-    rejects(&b, V5, |_| {}, Bad::Packet(with_id), ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED).await;
+    rejects(
+        &b,
+        V5,
+        |_| {},
+        bad(with_id),
+        ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+    )
+    .await;
 }
 
 /// MQTT 5 §3.1.2.11.3 / §3.1.2.11.4: Receive Maximum 0 or Maximum Packet Size 0 in
@@ -395,8 +509,12 @@ async fn connect_timeout_closes_silent_connections() {
     assert!(silent.closed().await.is_empty());
     assert!(half.closed().await.is_empty());
     let after = started.elapsed();
-    assert!(after >= Duration::from_millis(900) && after < Duration::from_secs(5), "{after:?}");
-    b.metric_reaches(ERRORS, &[("reason", "connect_timeout")], before + 2.0).await;
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(5),
+        "{after:?}"
+    );
+    b.metric_reaches(ERRORS, &[("reason", "connect_timeout")], before + 2.0)
+        .await;
     b.assert_healthy().await;
 }
 
@@ -405,7 +523,8 @@ async fn connect_timeout_closes_silent_connections() {
 async fn bad_clients_do_not_disturb_good_ones() {
     let b = TestBroker::start().await;
     let mut good = Raw::connected(b.tcp(), V5, "good").await;
-    good.subscribe("good/#", qos_opts(QoS::AtLeastOnce), None).await;
+    good.subscribe("good/#", qos_opts(QoS::AtLeastOnce), None)
+        .await;
     let mut bad = Vec::new();
     for i in 0..20u8 {
         let mut c = Raw::connected(b.tcp(), V5, &format!("bad-{i}")).await;
@@ -415,7 +534,13 @@ async fn bad_clients_do_not_disturb_good_ones() {
     for c in &mut bad {
         c.expect_disconnect(ReasonCode::MALFORMED_PACKET).await;
     }
-    good.send(publish("good/1", QoS::AtLeastOnce, Some(1), Default::default())).await;
+    good.send(publish(
+        "good/1",
+        QoS::AtLeastOnce,
+        Some(1),
+        Default::default(),
+    ))
+    .await;
     let mut got = (false, false);
     for _ in 0..2 {
         match good.recv().await {
@@ -428,4 +553,100 @@ async fn bad_clients_do_not_disturb_good_ones() {
         }
     }
     assert_eq!(got, (true, true));
+}
+
+/// A hand-written SUBSCRIBE (flags 0b0010) with packet id 1 and one filter `a` with
+/// `options`, or no filter at all.
+fn raw_subscribe(v5: bool, options: Option<u8>) -> Vec<u8> {
+    let mut body = vec![0x00, 0x01];
+    if v5 {
+        body.push(0);
+    }
+    if let Some(options) = options {
+        body.extend_from_slice(&[0x00, 0x01, b'a', options]);
+    }
+    let mut out = vec![0x82];
+    varint(body.len(), &mut out);
+    out.extend(body);
+    out
+}
+
+/// A SUBSCRIBE without filters, with QoS 3 or with Retain Handling 3, and an
+/// UNSUBSCRIBE without filters, are MQTT 5 Protocol Errors ([MQTT-3.8.3-2], §3.8.3.1,
+/// [MQTT-3.10.3-2]); reserved option bits make a malformed packet [MQTT-3.8.3-5]. In
+/// 3.1.1 all of them are malformed and just close the connection.
+#[tokio::test]
+async fn malformed_subscribe_and_unsubscribe_close_the_connection() {
+    let b = TestBroker::start().await;
+    for version in [V4, V5] {
+        let v5 = version.is_v5();
+        let (protocol_error, malformed) =
+            (ReasonCode::PROTOCOL_ERROR, ReasonCode::MALFORMED_PACKET);
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(raw_subscribe(v5, None)),
+            protocol_error,
+        )
+        .await;
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(raw_subscribe(v5, Some(0x03))),
+            protocol_error,
+        )
+        .await;
+        let reserved = if v5 { 0xC1 } else { 0x05 };
+        rejects(
+            &b,
+            version,
+            |_| {},
+            Bad::Bytes(raw_subscribe(v5, Some(reserved))),
+            malformed,
+        )
+        .await;
+        let mut unsubscribe = vec![0xA2, if v5 { 3 } else { 2 }, 0x00, 0x01];
+        if v5 {
+            unsubscribe.push(0);
+        }
+        rejects(&b, version, |_| {}, Bad::Bytes(unsubscribe), protocol_error).await;
+    }
+    let retain_handling_3 = raw_subscribe(true, Some(0x31));
+    rejects(
+        &b,
+        V5,
+        |_| {},
+        Bad::Bytes(retain_handling_3),
+        ReasonCode::PROTOCOL_ERROR,
+    )
+    .await;
+}
+
+/// Connections beyond `limits.max_connections` are refused at accept (and counted), so
+/// memory stays bounded; the ones already connected keep working.
+#[tokio::test]
+async fn connection_limit_refuses_extra_connections() {
+    let b = TestBroker::with(|c| c.limits.max_connections = 2).await;
+    let mut first = V4::connect(b.tcp(), "first", |_| {}).await;
+    let second = V4::connect(b.tcp(), "second", |_| {}).await;
+    let before = b.metric(ERRORS, &[("reason", "connection_limit")]).await;
+    let mut third = Raw::open(b.tcp(), V4).await;
+    third
+        .send(Packet::Connect(Box::new(connect_packet(V4, "third"))))
+        .await;
+    assert!(
+        third.closed().await.is_empty(),
+        "no CONNACK beyond the limit"
+    );
+    b.metric_reaches(ERRORS, &[("reason", "connection_limit")], before + 1.0)
+        .await;
+    first.subscribe("limit", rumqttc::QoS::AtLeastOnce).await;
+    second
+        .client
+        .publish("limit", rumqttc::QoS::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    first.publish().await;
 }

@@ -8,8 +8,6 @@
 //! uses [`QUIET`]. Nothing sleeps to wait for readiness: a subscriber is ready once its
 //! SUBACK arrived, a broker once `Server::bind` returned.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -20,8 +18,8 @@ use bytes::{Bytes, BytesMut};
 use mqtt_broker::config::{ListenerConfig, ListenerProtocol};
 use mqtt_broker::{Broker, BrokerConfig, Server};
 use mqtt_codec::{
-    ByteString, ConnAck, Connect, ConnectProperties, Packet, ProtocolVersion, Publish, PublishProperties, QoS,
-    ReasonCode, Subscribe, SubscribeFilter, SubscriptionOptions,
+    ByteString, ConnAck, Connect, ConnectProperties, Packet, ProtocolVersion, Publish,
+    PublishProperties, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscriptionOptions,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -57,13 +55,17 @@ impl TestBroker {
 
     /// A broker with the test defaults changed by `tweak`.
     pub async fn with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
-        let mut config = BrokerConfig::default();
-        config.listeners = vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())];
-        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        let mut config = BrokerConfig {
+            listeners: vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())],
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        };
         config.sys.interval_secs = 0;
         tweak(&mut config);
         let identity = common_metrics::Identity::from_env("mqtt-broker", "test");
-        let server = Server::bind(config, &identity).await.expect("the test broker binds");
+        let server = Server::bind(config, &identity)
+            .await
+            .expect("the test broker binds");
         let addrs = server.mqtt_addrs();
         let metrics_addr = server.metrics_addr().expect("metrics endpoint enabled");
         let broker = server.broker().clone();
@@ -91,16 +93,6 @@ impl TestBroker {
     /// The TCP listener.
     pub fn tcp(&self) -> SocketAddr {
         self.addr(ListenerProtocol::Tcp)
-    }
-
-    /// Triggers shutdown and asserts that `Server::run` returns.
-    pub async fn shutdown(mut self) {
-        self.stop.cancel();
-        let run = self.run.take().expect("running");
-        tokio::time::timeout(WAIT, run)
-            .await
-            .expect("Server::run returns after shutdown")
-            .expect("Server::run does not panic");
     }
 
     /// Triggers shutdown without waiting.
@@ -169,10 +161,19 @@ impl Drop for TestBroker {
 }
 
 /// Sum of the samples named `name` whose labels include `labels`.
-pub fn sum(samples: &[common_metrics::testing::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn sum(
+    samples: &[common_metrics::testing::Sample],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
     samples
         .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .map(|s| s.value)
         .sum()
 }
@@ -187,7 +188,10 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         s.read_to_end(&mut out).await?;
         std::io::Result::Ok(out)
     };
-    let raw = tokio::time::timeout(WAIT, fetch).await.expect("HTTP answer in time").expect("HTTP GET");
+    let raw = tokio::time::timeout(WAIT, fetch)
+        .await
+        .expect("HTTP answer in time")
+        .expect("HTTP GET");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text
         .split_whitespace()
@@ -195,7 +199,13 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
     let body = match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.to_ascii_lowercase().contains("transfer-encoding: chunked") => unchunk(body),
+        Some((head, body))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            unchunk(body)
+        }
         Some((_, body)) => body.to_owned(),
         None => String::new(),
     };
@@ -205,7 +215,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 fn unchunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -245,9 +257,15 @@ impl<P: Debug, E: Debug> Events<P, E> {
         loop {
             let next = tokio::time::timeout_at(deadline, self.rx.recv()).await;
             match next {
-                Err(_) => panic!("timed out waiting for {what}; other packets: {:?}", self.pending),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; other packets: {:?}",
+                    self.pending
+                ),
                 Ok(None) => panic!("event loop gone while waiting for {what}: {:?}", self.ended),
-                Ok(Some(Err(e))) => panic!("connection ended while waiting for {what}: {e:?}; seen {:?}", self.pending),
+                Ok(Some(Err(e))) => panic!(
+                    "connection ended while waiting for {what}: {e:?}; seen {:?}",
+                    self.pending
+                ),
                 Ok(Some(Ok(p))) => match pick(&p) {
                     Some(t) => return t,
                     None => self.pending.push_back(p),
@@ -336,11 +354,18 @@ macro_rules! spawn_event_loop {
 
 impl<P: Debug, E: Debug> Events<P, E> {
     /// Waits for the first packet `pick` accepts, or the error that ended the loop.
-    pub async fn find_or_error<T>(&mut self, what: &str, mut pick: impl FnMut(&P) -> Option<T>) -> Result<T, E> {
+    pub async fn find_or_error<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&P) -> Option<T>,
+    ) -> Result<T, E> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Err(_) => panic!("timed out waiting for {what}; other packets: {:?}", self.pending),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; other packets: {:?}",
+                    self.pending
+                ),
                 Ok(None) => panic!("event loop gone while waiting for {what}"),
                 Ok(Some(Err(e))) => return Err(e),
                 Ok(Some(Ok(p))) => match pick(&p) {
@@ -368,27 +393,47 @@ impl V4 {
     }
 
     /// Connects and waits for a successful CONNACK.
-    pub async fn connect(addr: SocketAddr, id: &str, tweak: impl FnOnce(&mut rumqttc::MqttOptions)) -> Self {
+    pub async fn connect(
+        addr: SocketAddr,
+        id: &str,
+        tweak: impl FnOnce(&mut rumqttc::MqttOptions),
+    ) -> Self {
         let mut o = Self::options(addr, id);
         tweak(&mut o);
-        Self::connect_with(o).await.unwrap_or_else(|e| panic!("{id} connects: {e:?}"))
+        Self::connect_with(o)
+            .await
+            .unwrap_or_else(|e| panic!("{id} connects: {e:?}"))
     }
 
     /// Connects with `options`; `Err` carries the event loop's error (a refused CONNACK).
-    pub async fn connect_with(options: rumqttc::MqttOptions) -> Result<Self, rumqttc::ConnectionError> {
+    pub async fn connect_with(
+        options: rumqttc::MqttOptions,
+    ) -> Result<Self, rumqttc::ConnectionError> {
         let (client, eventloop) = rumqttc::AsyncClient::new(options, 100);
-        let mut events = spawn_event_loop!(eventloop, rumqttc::Event::Incoming, rumqttc::Packet::PingResp);
+        let mut events = spawn_event_loop!(
+            eventloop,
+            rumqttc::Event::Incoming,
+            rumqttc::Packet::PingResp
+        );
         let connack = events
             .find_or_error("CONNACK", |p| match p {
                 rumqttc::Packet::ConnAck(c) => Some(c.clone()),
                 _ => None,
             })
             .await?;
-        Ok(Self { client, events, connack })
+        Ok(Self {
+            client,
+            events,
+            connack,
+        })
     }
 
     /// Subscribes and waits for the SUBACK; returns its return codes.
-    pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) -> Vec<rumqttc::SubscribeReasonCode> {
+    pub async fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: rumqttc::QoS,
+    ) -> Vec<rumqttc::SubscribeReasonCode> {
         self.client.subscribe(filter, qos).await.unwrap();
         self.events
             .find("SUBACK", |p| match p {
@@ -411,7 +456,9 @@ impl V4 {
     /// Asserts that no PUBLISH arrives for a while.
     pub async fn no_publish(&mut self) {
         self.events
-            .none("PUBLISH", QUIET, |p| matches!(p, rumqttc::Packet::Publish(_)))
+            .none("PUBLISH", QUIET, |p| {
+                matches!(p, rumqttc::Packet::Publish(_))
+            })
             .await
     }
 
@@ -441,27 +488,47 @@ impl V5 {
     }
 
     /// Connects and waits for a successful CONNACK.
-    pub async fn connect(addr: SocketAddr, id: &str, tweak: impl FnOnce(&mut rumqttc::v5::MqttOptions)) -> Self {
+    pub async fn connect(
+        addr: SocketAddr,
+        id: &str,
+        tweak: impl FnOnce(&mut rumqttc::v5::MqttOptions),
+    ) -> Self {
         let mut o = Self::options(addr, id);
         tweak(&mut o);
-        Self::connect_with(o).await.unwrap_or_else(|e| panic!("{id} connects: {e:?}"))
+        Self::connect_with(o)
+            .await
+            .unwrap_or_else(|e| panic!("{id} connects: {e:?}"))
     }
 
     /// Connects with `options`; `Err` carries the event loop's error (a refused CONNACK).
-    pub async fn connect_with(options: rumqttc::v5::MqttOptions) -> Result<Self, rumqttc::v5::ConnectionError> {
+    pub async fn connect_with(
+        options: rumqttc::v5::MqttOptions,
+    ) -> Result<Self, rumqttc::v5::ConnectionError> {
         let (client, eventloop) = rumqttc::v5::AsyncClient::new(options, 100);
-        let mut events = spawn_event_loop!(eventloop, rumqttc::v5::Event::Incoming, r5::Packet::PingResp(_));
+        let mut events = spawn_event_loop!(
+            eventloop,
+            rumqttc::v5::Event::Incoming,
+            r5::Packet::PingResp(_)
+        );
         let connack = events
             .find_or_error("CONNACK", |p| match p {
                 r5::Packet::ConnAck(c) => Some(c.clone()),
                 _ => None,
             })
             .await?;
-        Ok(Self { client, events, connack })
+        Ok(Self {
+            client,
+            events,
+            connack,
+        })
     }
 
     /// Subscribes and waits for the SUBACK; returns its reason codes.
-    pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::v5::mqttbytes::QoS) -> Vec<r5::SubscribeReasonCode> {
+    pub async fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: rumqttc::v5::mqttbytes::QoS,
+    ) -> Vec<r5::SubscribeReasonCode> {
         self.client.subscribe(filter, qos).await.unwrap();
         self.suback().await
     }
@@ -473,7 +540,11 @@ impl V5 {
         props: Option<r5::SubscribeProperties>,
     ) -> Vec<r5::SubscribeReasonCode> {
         match props {
-            Some(props) => self.client.subscribe_many_with_properties([filter], props).await.unwrap(),
+            Some(props) => self
+                .client
+                .subscribe_many_with_properties([filter], props)
+                .await
+                .unwrap(),
             None => self.client.subscribe_many([filter]).await.unwrap(),
         }
         self.suback().await
@@ -541,7 +612,12 @@ pub fn connect_packet(version: ProtocolVersion, id: &str) -> Connect {
 }
 
 /// A PUBLISH packet.
-pub fn publish_packet(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &'static [u8]) -> Packet {
+pub fn publish_packet(
+    topic: &str,
+    qos: QoS,
+    packet_id: Option<u16>,
+    payload: &'static [u8],
+) -> Packet {
     Packet::Publish(Publish {
         dup: false,
         qos,
@@ -554,7 +630,12 @@ pub fn publish_packet(topic: &str, qos: QoS, packet_id: Option<u16>, payload: &'
 }
 
 /// A SUBSCRIBE for one filter.
-pub fn subscribe_packet(packet_id: u16, filter: &str, options: SubscriptionOptions, id: Option<u32>) -> Packet {
+pub fn subscribe_packet(
+    packet_id: u16,
+    filter: &str,
+    options: SubscriptionOptions,
+    id: Option<u32>,
+) -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id,
         filters: vec![SubscribeFilter {
@@ -602,7 +683,11 @@ impl Raw {
     /// Connects `id` with clean start and asserts success.
     pub async fn connected(addr: SocketAddr, version: ProtocolVersion, id: &str) -> Self {
         let (raw, connack) = Self::connect(addr, connect_packet(version, id)).await;
-        assert_eq!(connack.reason_code, ReasonCode::SUCCESS, "CONNACK for {id}: {connack:?}");
+        assert_eq!(
+            connack.reason_code,
+            ReasonCode::SUCCESS,
+            "CONNACK for {id}: {connack:?}"
+        );
         raw
     }
 
@@ -641,7 +726,11 @@ impl Raw {
     pub async fn recv_within(&mut self, within: Duration) -> Result<Option<Packet>, ()> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            match mqtt_codec::decode(&mut self.buf, Some(self.version), mqtt_codec::MAX_PACKET_SIZE) {
+            match mqtt_codec::decode(
+                &mut self.buf,
+                Some(self.version),
+                mqtt_codec::MAX_PACKET_SIZE,
+            ) {
                 Ok(Some(p)) => return Ok(Some(p)),
                 Ok(None) => {}
                 Err(e) => panic!("the broker sent an undecodable packet: {e}"),
@@ -689,7 +778,10 @@ impl Raw {
         if self.version.is_v5() {
             match seen.last() {
                 Some(Packet::Disconnect(d)) => {
-                    assert_eq!(d.reason_code, reason, "DISCONNECT reason; packets: {seen:?}")
+                    assert_eq!(
+                        d.reason_code, reason,
+                        "DISCONNECT reason; packets: {seen:?}"
+                    )
                 }
                 _ => panic!("expected DISCONNECT {reason:?} before the close, got {seen:?}"),
             }
@@ -705,7 +797,11 @@ impl Raw {
     pub async fn subscribe(&mut self, filter: &str, options: SubscriptionOptions, id: Option<u32>) {
         self.send(subscribe_packet(1, filter, options, id)).await;
         match self.recv().await {
-            Some(Packet::SubAck(s)) => assert_eq!(s.reason_codes, vec![ReasonCode(options.qos as u8)], "{filter}"),
+            Some(Packet::SubAck(s)) => assert_eq!(
+                s.reason_codes,
+                vec![ReasonCode(options.qos as u8)],
+                "{filter}"
+            ),
             other => panic!("expected SUBACK, got {other:?}"),
         }
     }

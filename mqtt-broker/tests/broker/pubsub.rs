@@ -1,7 +1,9 @@
 //! Publish/subscribe basics for MQTT 3.1, 3.1.1 and 5.0: round trips at every QoS,
 //! UNSUBSCRIBE, PINGREQ, topic matching (`+`, `#`, `$`-topics) and filter validation.
 
-use mqtt_codec::{Packet, ProtocolVersion, PubResponse, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe};
+use mqtt_codec::{
+    Packet, ProtocolVersion, PubResponse, QoS, ReasonCode, Subscribe, SubscribeFilter, Unsubscribe,
+};
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::QoS as Q4;
 
@@ -18,26 +20,43 @@ async fn v311_round_trip_at_every_qos_then_unsubscribe() {
     let mut publisher = V4::connect(b.tcp(), "v4-pub", |_| {}).await;
     for qos in [Q4::AtMostOnce, Q4::AtLeastOnce, Q4::ExactlyOnce] {
         let payload = format!("{qos:?}");
-        publisher.client.publish("a/b", qos, false, payload.clone()).await.unwrap();
+        publisher
+            .client
+            .publish("a/b", qos, false, payload.clone())
+            .await
+            .unwrap();
         let p = sub.publish().await;
-        assert_eq!((p.topic.as_str(), &p.payload[..], p.qos), ("a/b", payload.as_bytes(), qos));
+        assert_eq!(
+            (p.topic.as_str(), &p.payload[..], p.qos),
+            ("a/b", payload.as_bytes(), qos)
+        );
         assert!(!p.retain && !p.dup, "{p:?}");
     }
     // The publisher's flows completed: PUBACK for QoS 1, PUBREC → PUBREL → PUBCOMP for QoS 2.
     publisher
         .events
-        .find("PUBACK", |p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
+        .find("PUBACK", |p| {
+            matches!(p, rumqttc::Packet::PubAck(_)).then_some(())
+        })
         .await;
     publisher
         .events
-        .find("PUBCOMP", |p| matches!(p, rumqttc::Packet::PubComp(_)).then_some(()))
+        .find("PUBCOMP", |p| {
+            matches!(p, rumqttc::Packet::PubComp(_)).then_some(())
+        })
         .await;
 
     sub.client.unsubscribe("a/+").await.unwrap();
     sub.events
-        .find("UNSUBACK", |p| matches!(p, rumqttc::Packet::UnsubAck(_)).then_some(()))
+        .find("UNSUBACK", |p| {
+            matches!(p, rumqttc::Packet::UnsubAck(_)).then_some(())
+        })
         .await;
-    publisher.client.publish("a/b", Q4::AtLeastOnce, false, "after").await.unwrap();
+    publisher
+        .client
+        .publish("a/b", Q4::AtLeastOnce, false, "after")
+        .await
+        .unwrap();
     sub.no_publish().await;
 }
 
@@ -53,9 +72,16 @@ async fn v5_round_trip_at_every_qos_then_unsubscribe() {
     let mut publisher = V5::connect(b.tcp(), "v5-pub", |_| {}).await;
     for qos in [Q5::AtMostOnce, Q5::AtLeastOnce, Q5::ExactlyOnce] {
         let payload = format!("{qos:?}");
-        publisher.client.publish("a/b/c", qos, false, payload.clone()).await.unwrap();
+        publisher
+            .client
+            .publish("a/b/c", qos, false, payload.clone())
+            .await
+            .unwrap();
         let p = sub.publish().await;
-        assert_eq!((&p.topic[..], &p.payload[..], p.qos), (&b"a/b/c"[..], payload.as_bytes(), qos));
+        assert_eq!(
+            (&p.topic[..], &p.payload[..], p.qos),
+            (&b"a/b/c"[..], payload.as_bytes(), qos)
+        );
     }
     let puback = publisher
         .events
@@ -67,7 +93,9 @@ async fn v5_round_trip_at_every_qos_then_unsubscribe() {
     assert_eq!(puback, r5::PubAckReason::Success);
     publisher
         .events
-        .find("PUBCOMP", |p| matches!(p, r5::Packet::PubComp(_)).then_some(()))
+        .find("PUBCOMP", |p| {
+            matches!(p, r5::Packet::PubComp(_)).then_some(())
+        })
         .await;
 
     sub.client.unsubscribe("a/#").await.unwrap();
@@ -88,7 +116,11 @@ async fn v5_round_trip_at_every_qos_then_unsubscribe() {
         })
         .await;
     assert_eq!(codes, vec![r5::UnsubAckReason::NoSubscriptionExisted]);
-    publisher.client.publish("a/b/c", Q5::AtLeastOnce, false, "after").await.unwrap();
+    publisher
+        .client
+        .publish("a/b/c", Q5::AtLeastOnce, false, "after")
+        .await
+        .unwrap();
     sub.no_publish().await;
 }
 
@@ -97,8 +129,15 @@ async fn v5_round_trip_at_every_qos_then_unsubscribe() {
 async fn v31_client_connects_subscribes_and_publishes() {
     let b = TestBroker::start().await;
     let mut c = Raw::connected(b.tcp(), ProtocolVersion::V3_1, "mqisdp-client").await;
-    c.subscribe("legacy/#", qos_opts(QoS::AtLeastOnce), None).await;
-    c.send(publish_packet("legacy/x", QoS::AtLeastOnce, Some(9), b"old")).await;
+    c.subscribe("legacy/#", qos_opts(QoS::AtLeastOnce), None)
+        .await;
+    c.send(publish_packet(
+        "legacy/x",
+        QoS::AtLeastOnce,
+        Some(9),
+        b"old",
+    ))
+    .await;
     let mut got_puback = false;
     let mut got_publish = false;
     for _ in 0..2 {
@@ -108,8 +147,12 @@ async fn v31_client_connects_subscribes_and_publishes() {
                 got_puback = true;
             }
             Some(Packet::Publish(p)) => {
-                assert_eq!((&*p.topic, &p.payload[..], p.qos), ("legacy/x", &b"old"[..], QoS::AtLeastOnce));
-                c.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap()))).await;
+                assert_eq!(
+                    (&*p.topic, &p.payload[..], p.qos),
+                    ("legacy/x", &b"old"[..], QoS::AtLeastOnce)
+                );
+                c.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap())))
+                    .await;
                 got_publish = true;
             }
             other => panic!("unexpected {other:?}"),
@@ -143,19 +186,35 @@ async fn wildcards_match_levels_but_not_dollar_topics() {
     parent.subscribe("home/#", Q4::AtLeastOnce).await;
 
     let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("$dev/status", Q4::AtLeastOnce, false, "d").await.unwrap();
+    publisher
+        .client
+        .publish("$dev/status", Q4::AtLeastOnce, false, "d")
+        .await
+        .unwrap();
     assert_eq!(dollar.publish().await.topic, "$dev/status");
     all.no_publish().await;
     plus.no_publish().await;
 
-    publisher.client.publish("x/status", Q4::AtLeastOnce, false, "x").await.unwrap();
+    publisher
+        .client
+        .publish("x/status", Q4::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
     assert_eq!(all.publish().await.topic, "x/status");
     assert_eq!(plus.publish().await.topic, "x/status");
     // `#` also matches the parent level itself (§4.7.1.2).
-    publisher.client.publish("home", Q4::AtLeastOnce, false, "h").await.unwrap();
+    publisher
+        .client
+        .publish("home", Q4::AtLeastOnce, false, "h")
+        .await
+        .unwrap();
     assert_eq!(parent.publish().await.topic, "home");
     assert_eq!(all.publish().await.topic, "home");
-    publisher.client.publish("home/a/b", Q4::AtLeastOnce, false, "h").await.unwrap();
+    publisher
+        .client
+        .publish("home/a/b", Q4::AtLeastOnce, false, "h")
+        .await
+        .unwrap();
     assert_eq!(parent.publish().await.topic, "home/a/b");
     plus.no_publish().await;
     dollar.no_publish().await;
@@ -184,14 +243,18 @@ async fn invalid_topic_filters_are_refused_per_filter() {
         match c.recv().await {
             Some(Packet::SubAck(s)) => {
                 let got: Vec<u8> = s.reason_codes.iter().map(|r| r.0).collect();
-                assert_eq!(got, vec![1, refused, refused, refused, 1, refused], "{version:?}");
+                assert_eq!(
+                    got,
+                    vec![1, refused, refused, refused, 1, refused],
+                    "{version:?}"
+                );
                 assert_eq!(s.packet_id, 3);
             }
             other => panic!("expected SUBACK, got {other:?}"),
         }
         c.send(Packet::Unsubscribe(Unsubscribe {
             packet_id: 4,
-            filters: vec!["ok/+".into()],
+            filters: vec!["ok/+".into(), "a/#/b".into(), "never/subscribed".into()],
             user_properties: vec![],
         }))
         .await;
@@ -199,7 +262,14 @@ async fn invalid_topic_filters_are_refused_per_filter() {
             Some(Packet::UnsubAck(u)) => {
                 assert_eq!(u.packet_id, 4);
                 if version.is_v5() {
-                    assert_eq!(u.reason_codes, vec![ReasonCode::SUCCESS]);
+                    assert_eq!(
+                        u.reason_codes,
+                        vec![
+                            ReasonCode::SUCCESS,
+                            ReasonCode::TOPIC_FILTER_INVALID,
+                            ReasonCode::NO_SUBSCRIPTION_EXISTED
+                        ]
+                    );
                 }
             }
             other => panic!("expected UNSUBACK, got {other:?}"),
@@ -215,8 +285,13 @@ async fn clients_cannot_publish_to_sys_topics() {
     let mut watcher = V5::connect(b.tcp(), "sys-watch", |_| {}).await;
     watcher.subscribe("$SYS/#", Q5::AtMostOnce).await;
     let mut c = Raw::connected(b.tcp(), ProtocolVersion::V5, "sys-writer").await;
-    c.send(publish_packet("$SYS/broker/uptime", QoS::AtLeastOnce, Some(5), b"forged"))
-        .await;
+    c.send(publish_packet(
+        "$SYS/broker/uptime",
+        QoS::AtLeastOnce,
+        Some(5),
+        b"forged",
+    ))
+    .await;
     match c.recv().await {
         Some(Packet::PubAck(a)) => assert_eq!(a.reason_code, ReasonCode::NOT_AUTHORIZED),
         other => panic!("expected PUBACK, got {other:?}"),

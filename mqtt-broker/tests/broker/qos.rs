@@ -44,19 +44,32 @@ async fn qos2_is_delivered_once_despite_dup_retransmission_and_ids_are_reusable(
         let mut c = Raw::connected(b.tcp(), version, "q2-pub").await;
 
         c.send(qos2(7, false, b"one")).await;
-        assert!(expect_ack(&mut c, "PUBREC", 7).await.reason_code.is_success());
+        assert!(expect_ack(&mut c, "PUBREC", 7)
+            .await
+            .reason_code
+            .is_success());
         c.send(qos2(7, true, b"one")).await;
-        assert!(expect_ack(&mut c, "PUBREC", 7).await.reason_code.is_success());
+        assert!(expect_ack(&mut c, "PUBREC", 7)
+            .await
+            .reason_code
+            .is_success());
         let p = sub.publish().await;
         assert_eq!((&p.payload[..], p.qos), (&b"one"[..], Q4::ExactlyOnce));
         sub.no_publish().await;
 
         c.send(Packet::PubRel(PubResponse::new(7))).await;
-        assert_eq!(expect_ack(&mut c, "PUBCOMP", 7).await.reason_code, ReasonCode::SUCCESS);
+        assert_eq!(
+            expect_ack(&mut c, "PUBCOMP", 7).await.reason_code,
+            ReasonCode::SUCCESS
+        );
 
         c.send(qos2(7, false, b"two")).await;
         expect_ack(&mut c, "PUBREC", 7).await;
-        assert_eq!(&sub.publish().await.payload[..], b"two", "{version:?}: id 7 reused");
+        assert_eq!(
+            &sub.publish().await.payload[..],
+            b"two",
+            "{version:?}: id 7 reused"
+        );
         c.send(Packet::PubRel(PubResponse::new(7))).await;
         expect_ack(&mut c, "PUBCOMP", 7).await;
         sub.no_publish().await;
@@ -70,28 +83,50 @@ async fn broker_runs_qos1_and_qos2_flows_towards_subscribers() {
     let b = TestBroker::start().await;
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut c = Raw::connected(b.tcp(), version, "raw-sub").await;
-        c.subscribe("flow/#", qos_opts(QoS::ExactlyOnce), None).await;
+        c.subscribe("flow/#", qos_opts(QoS::ExactlyOnce), None)
+            .await;
         let publisher = V4::connect(b.tcp(), "flow-pub", |_| {}).await;
 
-        publisher.client.publish("flow/1", Q4::AtLeastOnce, false, "q1").await.unwrap();
+        publisher
+            .client
+            .publish("flow/1", Q4::AtLeastOnce, false, "q1")
+            .await
+            .unwrap();
         let p = c.publish().await;
-        assert_eq!((p.qos, &p.payload[..], p.dup), (QoS::AtLeastOnce, &b"q1"[..], false));
+        assert_eq!(
+            (p.qos, &p.payload[..], p.dup),
+            (QoS::AtLeastOnce, &b"q1"[..], false)
+        );
         let id1 = p.packet_id.expect("QoS 1 has a packet id");
         assert_ne!(id1, 0);
         c.send(Packet::PubAck(PubResponse::new(id1))).await;
 
-        publisher.client.publish("flow/2", Q4::ExactlyOnce, false, "q2").await.unwrap();
+        publisher
+            .client
+            .publish("flow/2", Q4::ExactlyOnce, false, "q2")
+            .await
+            .unwrap();
         let p = c.publish().await;
         assert_eq!((p.qos, &p.payload[..]), (QoS::ExactlyOnce, &b"q2"[..]));
         let id2 = p.packet_id.expect("QoS 2 has a packet id");
         assert_ne!(id2, 0);
         c.send(Packet::PubRec(PubResponse::new(id2))).await;
-        assert_eq!(expect_ack(&mut c, "PUBREL", id2).await.reason_code, ReasonCode::SUCCESS);
+        assert_eq!(
+            expect_ack(&mut c, "PUBREL", id2).await.reason_code,
+            ReasonCode::SUCCESS
+        );
         c.send(Packet::PubComp(PubResponse::new(id2))).await;
 
-        publisher.client.publish("flow/0", Q4::AtMostOnce, false, "q0").await.unwrap();
+        publisher
+            .client
+            .publish("flow/0", Q4::AtMostOnce, false, "q0")
+            .await
+            .unwrap();
         let p = c.publish().await;
-        assert_eq!((p.qos, p.packet_id, &p.payload[..]), (QoS::AtMostOnce, None, &b"q0"[..]));
+        assert_eq!(
+            (p.qos, p.packet_id, &p.payload[..]),
+            (QoS::AtMostOnce, None, &b"q0"[..])
+        );
         c.nothing().await;
     }
 }
@@ -105,7 +140,11 @@ async fn delivery_qos_is_downgraded_to_the_subscription() {
     let mut q1 = V4::connect(b.tcp(), "sub-q1", |_| {}).await;
     q1.subscribe("down", Q4::AtLeastOnce).await;
     let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("down", Q4::ExactlyOnce, false, "x").await.unwrap();
+    publisher
+        .client
+        .publish("down", Q4::ExactlyOnce, false, "x")
+        .await
+        .unwrap();
     assert_eq!(q0.publish().await.qos, Q4::AtMostOnce);
     assert_eq!(q1.publish().await.qos, Q4::AtLeastOnce);
 }
@@ -121,7 +160,10 @@ async fn pubrel_for_an_unknown_packet_id_is_answered() {
     ] {
         let mut c = Raw::connected(b.tcp(), version, "pubrel").await;
         c.send(Packet::PubRel(PubResponse::new(4242))).await;
-        assert_eq!(expect_ack(&mut c, "PUBCOMP", 4242).await.reason_code, reason);
+        assert_eq!(
+            expect_ack(&mut c, "PUBCOMP", 4242).await.reason_code,
+            reason
+        );
         c.send(Packet::PingReq).await;
         assert_eq!(c.recv().await, Some(Packet::PingResp));
     }
@@ -132,6 +174,74 @@ async fn pubrel_for_an_unknown_packet_id_is_answered() {
 async fn v5_puback_says_no_matching_subscribers() {
     let b = TestBroker::start().await;
     let mut c = Raw::connected(b.tcp(), ProtocolVersion::V5, "lonely").await;
-    c.send(publish_packet("nobody/listens", QoS::AtLeastOnce, Some(1), b"x")).await;
-    assert_eq!(expect_ack(&mut c, "PUBACK", 1).await.reason_code, ReasonCode::NO_MATCHING_SUBSCRIBERS);
+    c.send(publish_packet(
+        "nobody/listens",
+        QoS::AtLeastOnce,
+        Some(1),
+        b"x",
+    ))
+    .await;
+    assert_eq!(
+        expect_ack(&mut c, "PUBACK", 1).await.reason_code,
+        ReasonCode::NO_MATCHING_SUBSCRIBERS
+    );
+}
+
+/// MQTT 4.3.3 across a reconnect: the QoS 2 state of a resumed session remembers the
+/// packet id, so the retransmitted PUBLISH (DUP = 1) is acknowledged, not delivered again.
+#[tokio::test]
+async fn qos2_retransmitted_after_reconnect_is_not_delivered_twice() {
+    let b = TestBroker::start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut sub = V4::connect(b.tcp(), "q2r-sub", |_| {}).await;
+        sub.subscribe("once", Q4::ExactlyOnce).await;
+        let mut connect = connect_packet(version, "q2r-pub");
+        connect.clean_start = false;
+        connect.properties.session_expiry_interval = version.is_v5().then_some(60);
+        let (mut c, _) = Raw::connect(b.tcp(), connect.clone()).await;
+        c.send(qos2(21, false, b"one")).await;
+        expect_ack(&mut c, "PUBREC", 21).await;
+        assert_eq!(&sub.publish().await.payload[..], b"one");
+        drop(c);
+
+        let (mut c, connack) = Raw::connect(b.tcp(), connect).await;
+        assert!(connack.session_present);
+        c.send(qos2(21, true, b"one")).await;
+        expect_ack(&mut c, "PUBREC", 21).await;
+        c.send(Packet::PubRel(PubResponse::new(21))).await;
+        assert_eq!(
+            expect_ack(&mut c, "PUBCOMP", 21).await.reason_code,
+            ReasonCode::SUCCESS
+        );
+        sub.no_publish().await;
+    }
+}
+
+/// MQTT 2.2.1: packet ids of QoS 1/2 deliveries in flight at the same time are distinct
+/// and non-zero; an id is reused only after its acknowledgement.
+#[tokio::test]
+async fn packet_ids_in_flight_are_distinct() {
+    let b = TestBroker::start().await;
+    let mut c = Raw::connected(b.tcp(), ProtocolVersion::V5, "many").await;
+    c.subscribe("ids", qos_opts(QoS::ExactlyOnce), None).await;
+    let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
+    for i in 0..30 {
+        let qos = if i % 2 == 0 {
+            Q4::AtLeastOnce
+        } else {
+            Q4::ExactlyOnce
+        };
+        publisher
+            .client
+            .publish("ids", qos, false, format!("{i}"))
+            .await
+            .unwrap();
+    }
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..30 {
+        let p = c.publish().await;
+        assert_eq!(p.payload, format!("{i}").as_bytes(), "in order");
+        let id = p.packet_id.unwrap();
+        assert!(id != 0 && ids.insert(id), "id {id} reused while in flight");
+    }
 }

@@ -16,9 +16,21 @@ async fn retained_message_is_set_replaced_and_deleted() {
     let mut live = V4::connect(b.tcp(), "live", |_| {}).await;
     live.subscribe("r/#", Q4::AtLeastOnce).await;
     let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("r/a", Q4::AtLeastOnce, true, "1").await.unwrap();
-    publisher.client.publish("r/a", Q4::AtLeastOnce, true, "2").await.unwrap();
-    publisher.client.publish("r/b/c", Q4::AtLeastOnce, true, "3").await.unwrap();
+    publisher
+        .client
+        .publish("r/a", Q4::AtLeastOnce, true, "1")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("r/a", Q4::AtLeastOnce, true, "2")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("r/b/c", Q4::AtLeastOnce, true, "3")
+        .await
+        .unwrap();
     for expected in ["1", "2", "3"] {
         let p = live.publish().await;
         assert_eq!(&p.payload[..], expected.as_bytes());
@@ -28,7 +40,11 @@ async fn retained_message_is_set_replaced_and_deleted() {
     let mut late = V4::connect(b.tcp(), "late", |_| {}).await;
     late.subscribe("r/a", Q4::AtLeastOnce).await;
     let p = late.publish().await;
-    assert_eq!((&p.payload[..], p.retain), (&b"2"[..], true), "replaced, flagged retained");
+    assert_eq!(
+        (&p.payload[..], p.retain),
+        (&b"2"[..], true),
+        "replaced, flagged retained"
+    );
     late.no_publish().await;
 
     let mut wild = V4::connect(b.tcp(), "wild", |_| {}).await;
@@ -37,9 +53,16 @@ async fn retained_message_is_set_replaced_and_deleted() {
     topics.sort();
     assert_eq!(topics, ["r/a", "r/b/c"]);
 
-    publisher.client.publish("r/a", Q4::AtLeastOnce, true, "").await.unwrap();
+    publisher
+        .client
+        .publish("r/a", Q4::AtLeastOnce, true, "")
+        .await
+        .unwrap();
     let p = live.publish().await;
-    assert!(p.payload.is_empty(), "the delete is forwarded to current subscribers: {p:?}");
+    assert!(
+        p.payload.is_empty(),
+        "the delete is forwarded to current subscribers: {p:?}"
+    );
     let mut after = V4::connect(b.tcp(), "after", |_| {}).await;
     after.subscribe("r/a", Q4::AtLeastOnce).await;
     after.no_publish().await;
@@ -51,14 +74,24 @@ async fn retained_message_is_set_replaced_and_deleted() {
 async fn retained_delivery_qos_is_capped_by_the_subscription() {
     let b = TestBroker::start().await;
     let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("rq", Q4::AtLeastOnce, true, "x").await.unwrap();
-    publisher.client.publish("sync", Q4::AtLeastOnce, false, "").await.unwrap();
+    publisher
+        .client
+        .publish("rq", Q4::AtLeastOnce, true, "x")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("sync", Q4::AtLeastOnce, false, "")
+        .await
+        .unwrap();
     // The retained message is stored before the broker answers the next PUBLISH's PUBACK.
     let mut publisher = publisher;
     for _ in 0..2 {
         publisher
             .events
-            .find("PUBACK", |p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
+            .find("PUBACK", |p| {
+                matches!(p, rumqttc::Packet::PubAck(_)).then_some(())
+            })
             .await;
     }
     for (granted, delivered) in [
@@ -86,27 +119,53 @@ fn filter(topic: &str, rule: r5::RetainForwardRule, rap: bool) -> r5::Filter {
 async fn v5_retain_handling() {
     let b = TestBroker::start().await;
     let mut publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("rh", Q5::AtLeastOnce, true, "kept").await.unwrap();
+    publisher
+        .client
+        .publish("rh", Q5::AtLeastOnce, true, "kept")
+        .await
+        .unwrap();
     publisher
         .events
-        .find("PUBACK", |p| matches!(p, r5::Packet::PubAck(_)).then_some(()))
+        .find("PUBACK", |p| {
+            matches!(p, r5::Packet::PubAck(_)).then_some(())
+        })
         .await;
 
     let mut every = V5::connect(b.tcp(), "every", |_| {}).await;
     for round in 0..2 {
-        every.subscribe_filter(filter("rh", r5::RetainForwardRule::OnEverySubscribe, false), None).await;
+        every
+            .subscribe_filter(
+                filter("rh", r5::RetainForwardRule::OnEverySubscribe, false),
+                None,
+            )
+            .await;
         let p = every.publish().await;
-        assert!(p.retain && &p.payload[..] == b"kept", "round {round}: {p:?}");
+        assert!(
+            p.retain && &p.payload[..] == b"kept",
+            "round {round}: {p:?}"
+        );
     }
 
     let mut new_only = V5::connect(b.tcp(), "new-only", |_| {}).await;
-    new_only.subscribe_filter(filter("rh", r5::RetainForwardRule::OnNewSubscribe, false), None).await;
+    new_only
+        .subscribe_filter(
+            filter("rh", r5::RetainForwardRule::OnNewSubscribe, false),
+            None,
+        )
+        .await;
     assert!(new_only.publish().await.retain);
-    new_only.subscribe_filter(filter("rh", r5::RetainForwardRule::OnNewSubscribe, false), None).await;
+    new_only
+        .subscribe_filter(
+            filter("rh", r5::RetainForwardRule::OnNewSubscribe, false),
+            None,
+        )
+        .await;
     new_only.no_publish().await;
 
     let mut never = V5::connect(b.tcp(), "never", |_| {}).await;
-    never.subscribe_filter(filter("rh", r5::RetainForwardRule::Never, false), None).await;
+    never
+        .subscribe_filter(filter("rh", r5::RetainForwardRule::Never, false), None)
+        .await;
     never.no_publish().await;
 }
 
@@ -116,19 +175,49 @@ async fn v5_retain_handling() {
 async fn v5_retain_as_published() {
     let b = TestBroker::start().await;
     let mut rap = V5::connect(b.tcp(), "rap", |_| {}).await;
-    rap.subscribe_filter(filter("rap/#", r5::RetainForwardRule::OnEverySubscribe, true), None).await;
+    rap.subscribe_filter(
+        filter("rap/#", r5::RetainForwardRule::OnEverySubscribe, true),
+        None,
+    )
+    .await;
     let mut plain = V5::connect(b.tcp(), "plain", |_| {}).await;
-    plain.subscribe_filter(filter("rap/#", r5::RetainForwardRule::OnEverySubscribe, false), None).await;
+    plain
+        .subscribe_filter(
+            filter("rap/#", r5::RetainForwardRule::OnEverySubscribe, false),
+            None,
+        )
+        .await;
 
     let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("rap/x", Q5::AtLeastOnce, true, "r").await.unwrap();
-    publisher.client.publish("rap/y", Q5::AtLeastOnce, false, "n").await.unwrap();
+    publisher
+        .client
+        .publish("rap/x", Q5::AtLeastOnce, true, "r")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("rap/y", Q5::AtLeastOnce, false, "n")
+        .await
+        .unwrap();
     let (r, n) = (rap.publish().await, rap.publish().await);
-    assert!(r.retain && !n.retain, "RAP keeps the flag as published: {r:?} {n:?}");
+    assert!(
+        r.retain && !n.retain,
+        "RAP keeps the flag as published: {r:?} {n:?}"
+    );
     let (r, n) = (plain.publish().await, plain.publish().await);
-    assert!(!r.retain && !n.retain, "without RAP the flag is cleared: {r:?} {n:?}");
+    assert!(
+        !r.retain && !n.retain,
+        "without RAP the flag is cleared: {r:?} {n:?}"
+    );
 
     let mut late = V5::connect(b.tcp(), "late", |_| {}).await;
-    late.subscribe_filter(filter("rap/#", r5::RetainForwardRule::OnEverySubscribe, false), None).await;
-    assert!(late.publish().await.retain, "retained-on-subscribe is always RETAIN = 1");
+    late.subscribe_filter(
+        filter("rap/#", r5::RetainForwardRule::OnEverySubscribe, false),
+        None,
+    )
+    .await;
+    assert!(
+        late.publish().await.retain,
+        "retained-on-subscribe is always RETAIN = 1"
+    );
 }

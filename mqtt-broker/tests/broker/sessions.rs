@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use mqtt_codec::{Disconnect, DisconnectProperties, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
+use mqtt_codec::{
+    Disconnect, DisconnectProperties, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode,
+};
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::QoS as Q4;
 
@@ -28,16 +30,31 @@ async fn v311_clean_session_discards_and_persistent_session_resumes() {
     let mut c = V4::connect(b.tcp(), "keeper", persistent).await;
     assert!(c.connack.session_present, "persistent session resumed");
     let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("keep/1", Q4::AtLeastOnce, false, "x").await.unwrap();
-    assert_eq!(c.publish().await.topic, "keep/1", "the subscription survived");
+    publisher
+        .client
+        .publish("keep/1", Q4::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.publish().await.topic,
+        "keep/1",
+        "the subscription survived"
+    );
     c.disconnect().await;
 
     let c = V4::connect(b.tcp(), "keeper", |_| {}).await;
     assert!(!c.connack.session_present, "clean session starts afresh");
     c.disconnect().await;
     let mut c = V4::connect(b.tcp(), "keeper", persistent).await;
-    assert!(!c.connack.session_present, "the clean session discarded the old one");
-    publisher.client.publish("keep/2", Q4::AtLeastOnce, false, "x").await.unwrap();
+    assert!(
+        !c.connack.session_present,
+        "the clean session discarded the old one"
+    );
+    publisher
+        .client
+        .publish("keep/2", Q4::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
     c.no_publish().await;
 }
 
@@ -51,9 +68,21 @@ async fn offline_persistent_session_queues_qos1_and_qos2() {
     c.disconnect().await;
 
     let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("mail/0", Q4::AtMostOnce, false, "q0").await.unwrap();
-    publisher.client.publish("mail/1", Q4::AtLeastOnce, false, "q1").await.unwrap();
-    publisher.client.publish("mail/2", Q4::ExactlyOnce, false, "q2").await.unwrap();
+    publisher
+        .client
+        .publish("mail/0", Q4::AtMostOnce, false, "q0")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("mail/1", Q4::AtLeastOnce, false, "q1")
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("mail/2", Q4::ExactlyOnce, false, "q2")
+        .await
+        .unwrap();
     publisher.disconnect().await;
 
     let mut c = V4::connect(b.tcp(), "sleeper", persistent).await;
@@ -75,22 +104,35 @@ async fn offline_queue_is_bounded_and_drops_are_counted() {
 
     let mut publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
     for i in 0..5 {
-        publisher.client.publish("flood", Q4::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        publisher
+            .client
+            .publish("flood", Q4::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
     }
     for _ in 0..5 {
         publisher
             .events
-            .find("PUBACK", |p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
+            .find("PUBACK", |p| {
+                matches!(p, rumqttc::Packet::PubAck(_)).then_some(())
+            })
             .await;
     }
     let dropped = b
-        .metric("robustmq_messages_dropped_total", &[("reason", "queue_full")])
+        .metric(
+            "robustmq_messages_dropped_total",
+            &[("reason", "queue_full")],
+        )
         .await;
     assert_eq!(dropped, 2.0);
 
     let mut c = V4::connect(b.tcp(), "bounded", persistent).await;
     for i in 0..3 {
-        assert_eq!(c.publish().await.payload, format!("{i}").as_bytes(), "the oldest are kept");
+        assert_eq!(
+            c.publish().await.payload,
+            format!("{i}").as_bytes(),
+            "the oldest are kept"
+        );
     }
     c.no_publish().await;
 }
@@ -106,11 +148,20 @@ async fn unacknowledged_deliveries_are_resent_on_reconnect() {
         connect.clean_start = false;
         connect.properties.session_expiry_interval = version.is_v5().then_some(300);
         let (mut c, _) = Raw::connect(b.tcp(), connect.clone()).await;
-        c.subscribe("inflight/#", qos_opts(QoS::ExactlyOnce), None).await;
+        c.subscribe("inflight/#", qos_opts(QoS::ExactlyOnce), None)
+            .await;
 
         let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
-        publisher.client.publish("inflight/1", Q4::AtLeastOnce, false, "q1").await.unwrap();
-        publisher.client.publish("inflight/2", Q4::ExactlyOnce, false, "q2").await.unwrap();
+        publisher
+            .client
+            .publish("inflight/1", Q4::AtLeastOnce, false, "q1")
+            .await
+            .unwrap();
+        publisher
+            .client
+            .publish("inflight/2", Q4::ExactlyOnce, false, "q2")
+            .await
+            .unwrap();
         let p1 = c.publish().await;
         let p2 = c.publish().await;
         assert_eq!((p1.qos, p2.qos), (QoS::AtLeastOnce, QoS::ExactlyOnce));
@@ -135,7 +186,11 @@ async fn unacknowledged_deliveries_are_resent_on_reconnect() {
             }
         }
         let p = resent_publish.expect("PUBLISH resent");
-        assert_eq!((p.dup, p.packet_id, &p.payload[..]), (true, Some(id1), &b"q1"[..]), "{version:?}");
+        assert_eq!(
+            (p.dup, p.packet_id, &p.payload[..]),
+            (true, Some(id1), &b"q1"[..]),
+            "{version:?}"
+        );
         assert_eq!(resent_pubrel, Some(id2), "{version:?}");
         c.send(Packet::PubAck(PubResponse::new(id1))).await;
         c.send(Packet::PubComp(PubResponse::new(id2))).await;
@@ -177,12 +232,19 @@ async fn v5_session_expires_after_its_interval() {
     c.subscribe("brief/#", Q5::AtLeastOnce).await;
     c.disconnect().await;
     let c = V5::connect(b.tcp(), "brief", expiring).await;
-    assert!(c.connack.session_present, "within the interval the session is there");
+    assert!(
+        c.connack.session_present,
+        "within the interval the session is there"
+    );
     c.disconnect().await;
     let closed_at = Instant::now();
     let broker = b.broker.clone();
     wait_until("the session expired", || broker.sessions.is_empty()).await;
-    assert!(closed_at.elapsed() >= Duration::from_millis(900), "{:?}", closed_at.elapsed());
+    assert!(
+        closed_at.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        closed_at.elapsed()
+    );
     let c = V5::connect(b.tcp(), "brief", expiring).await;
     assert!(!c.connack.session_present, "expired");
 }
@@ -208,7 +270,10 @@ async fn v5_disconnect_changes_session_expiry() {
     c.send(disconnect(0)).await;
     c.closed().await;
     let (_c, connack) = Raw::connect(b.tcp(), connect).await;
-    assert!(!connack.session_present, "expiry 0 at DISCONNECT ended the session");
+    assert!(
+        !connack.session_present,
+        "expiry 0 at DISCONNECT ended the session"
+    );
 
     let (mut c, _) = Raw::connect(b.tcp(), connect_packet(ProtocolVersion::V5, "grows")).await;
     c.send(disconnect(60)).await;
@@ -268,9 +333,17 @@ async fn v5_server_keep_alive_overrides_the_client() {
         connect.keep_alive = asked;
         let started = Instant::now();
         let (mut c, connack) = Raw::connect(b.tcp(), connect).await;
-        assert_eq!(connack.properties.server_keep_alive, Some(1), "asked {asked}");
+        assert_eq!(
+            connack.properties.server_keep_alive,
+            Some(1),
+            "asked {asked}"
+        );
         c.expect_disconnect(ReasonCode::KEEP_ALIVE_TIMEOUT).await;
-        assert!(started.elapsed() < Duration::from_secs(5), "asked {asked}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "asked {asked}: {:?}",
+            started.elapsed()
+        );
     }
     // Within the limit, nothing is imposed.
     let mut connect = connect_packet(ProtocolVersion::V5, "ka-ok");
@@ -287,24 +360,41 @@ async fn empty_client_ids_are_assigned_or_refused() {
     let b = TestBroker::start().await;
     let (_a, first) = Raw::connect(b.tcp(), connect_packet(ProtocolVersion::V5, "")).await;
     let (_b, second) = Raw::connect(b.tcp(), connect_packet(ProtocolVersion::V5, "")).await;
-    let id1 = first.properties.assigned_client_identifier.expect("assigned id");
-    let id2 = second.properties.assigned_client_identifier.expect("assigned id");
+    let id1 = first
+        .properties
+        .assigned_client_identifier
+        .expect("assigned id");
+    let id2 = second
+        .properties
+        .assigned_client_identifier
+        .expect("assigned id");
     assert!(!id1.is_empty() && id1 != id2, "{id1} {id2}");
 
     let mut anon = V4::connect(b.tcp(), "", |_| {}).await;
     assert_eq!(anon.connack.code, rumqttc::ConnectReturnCode::Success);
     anon.subscribe("anon", Q4::AtLeastOnce).await;
-    anon.client.publish("anon", Q4::AtLeastOnce, false, "me").await.unwrap();
+    anon.client
+        .publish("anon", Q4::AtLeastOnce, false, "me")
+        .await
+        .unwrap();
     assert_eq!(&anon.publish().await.payload[..], b"me");
 
     let mut connect = connect_packet(ProtocolVersion::V3_1_1, "");
     connect.clean_start = false;
     let (mut c, connack) = Raw::connect(b.tcp(), connect).await;
-    assert_eq!(connack.reason_code.to_v3_connack(), 0x02, "identifier rejected");
+    assert_eq!(
+        connack.reason_code.to_v3_connack(),
+        0x02,
+        "identifier rejected"
+    );
     assert!(c.closed().await.is_empty());
 
     let (mut c, connack) = Raw::connect(b.tcp(), connect_packet(ProtocolVersion::V3_1, "")).await;
-    assert_eq!(connack.reason_code.to_v3_connack(), 0x02, "3.1 needs a client id");
+    assert_eq!(
+        connack.reason_code.to_v3_connack(),
+        0x02,
+        "3.1 needs a client id"
+    );
     assert!(c.closed().await.is_empty());
 }
 
@@ -322,22 +412,81 @@ async fn session_takeover_closes_the_first_connection() {
     connect.clean_start = false;
     connect.properties.session_expiry_interval = Some(60);
     let (mut first, _) = Raw::connect(b.tcp(), connect.clone()).await;
-    first.subscribe("twin/#", qos_opts(QoS::AtLeastOnce), None).await;
+    first
+        .subscribe("twin/#", qos_opts(QoS::AtLeastOnce), None)
+        .await;
     let mut second = V5::connect(b.tcp(), "twin", |o| {
         o.set_clean_start(false);
         o.set_session_expiry_interval(Some(60));
     })
     .await;
     assert!(second.connack.session_present);
-    first.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER).await;
-    publisher.client.publish("twin/x", Q4::AtLeastOnce, false, "x").await.unwrap();
-    assert_eq!(&second.publish().await.topic[..], b"twin/x", "the subscription moved along");
+    first
+        .expect_disconnect(ReasonCode::SESSION_TAKEN_OVER)
+        .await;
+    publisher
+        .client
+        .publish("twin/x", Q4::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    assert_eq!(
+        &second.publish().await.topic[..],
+        b"twin/x",
+        "the subscription moved along"
+    );
 
     let mut old = V4::connect(b.tcp(), "twin4", |_| {}).await;
     let mut new = V4::connect(b.tcp(), "twin4", |_| {}).await;
     old.events.closed().await;
     new.subscribe("t4", Q4::AtMostOnce).await;
-    publisher.client.publish("t4", Q4::AtMostOnce, false, "x").await.unwrap();
+    publisher
+        .client
+        .publish("t4", Q4::AtMostOnce, false, "x")
+        .await
+        .unwrap();
     new.publish().await;
 }
 
+/// MQTT 5 §3.1.4: the taken-over connection's will is published; deliveries it left
+/// unacknowledged are resent (DUP = 1) on the connection that took the session over.
+#[tokio::test]
+async fn takeover_publishes_the_will_and_moves_in_flight_messages() {
+    let b = TestBroker::start().await;
+    let mut watcher = V4::connect(b.tcp(), "watcher", |_| {}).await;
+    watcher.subscribe("takeover/will", Q4::AtLeastOnce).await;
+    let mut connect = connect_packet(ProtocolVersion::V5, "mover");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(60);
+    let mut first_connect = connect.clone();
+    first_connect.will = Some(mqtt_codec::LastWill {
+        topic: "takeover/will".into(),
+        payload: bytes::Bytes::from_static(b"replaced"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    });
+    let (mut first, _) = Raw::connect(b.tcp(), first_connect).await;
+    first
+        .subscribe("takeover/data", qos_opts(QoS::AtLeastOnce), None)
+        .await;
+    let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
+    publisher
+        .client
+        .publish("takeover/data", Q4::AtLeastOnce, false, "m")
+        .await
+        .unwrap();
+    let original = first.publish().await;
+
+    let (mut second, connack) = Raw::connect(b.tcp(), connect).await;
+    assert!(connack.session_present);
+    first
+        .expect_disconnect(ReasonCode::SESSION_TAKEN_OVER)
+        .await;
+    let again = second.publish().await;
+    assert_eq!(
+        (again.dup, again.packet_id),
+        (true, original.packet_id),
+        "{again:?}"
+    );
+    assert_eq!(&watcher.publish().await.payload[..], b"replaced");
+}

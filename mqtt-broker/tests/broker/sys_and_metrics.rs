@@ -35,7 +35,11 @@ async fn sys_topics_report_broker_statistics() {
         || latest["subscriptions/count"].parse::<u64>().unwrap_or(0) < 2
     {
         let p = sys.publish().await;
-        let topic = p.topic.strip_prefix("$SYS/broker/").expect("under $SYS/broker").to_owned();
+        let topic = p
+            .topic
+            .strip_prefix("$SYS/broker/")
+            .expect("under $SYS/broker")
+            .to_owned();
         latest.insert(topic, String::from_utf8(p.payload.to_vec()).unwrap());
     }
     let uptime = latest["uptime"].split_whitespace().next().unwrap();
@@ -55,13 +59,26 @@ async fn metrics_and_health_endpoints() {
     assert_eq!(http_get(b.metrics_addr, "/readyz").await.0, 200);
     let mut sub = V4::connect(b.tcp(), "sub", |_| {}).await;
     sub.subscribe("m", Q4::AtLeastOnce).await;
-    sub.client.publish("m", Q4::AtLeastOnce, false, "x").await.unwrap();
+    sub.client
+        .publish("m", Q4::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
     sub.publish().await;
     let samples = b.metrics().await;
     let get = |name: &str, labels: &[(&str, &str)]| sum(&samples, name, labels);
     assert_eq!(get("robustmq_connections_active", &[]), 1.0);
-    assert!(get("robustmq_packets_received_total", &[("packet_type", "connect"), ("version", "3.1.1")]) >= 1.0);
-    assert!(get("robustmq_packets_received_total", &[("packet_type", "subscribe")]) >= 1.0);
+    assert!(
+        get(
+            "robustmq_packets_received_total",
+            &[("packet_type", "connect"), ("version", "3.1.1")]
+        ) >= 1.0
+    );
+    assert!(
+        get(
+            "robustmq_packets_received_total",
+            &[("packet_type", "subscribe")]
+        ) >= 1.0
+    );
     assert!(get("robustmq_packets_sent_total", &[("packet_type", "connack")]) >= 1.0);
     assert!(get("robustmq_messages_received_total", &[("qos", "1")]) >= 1.0);
     assert!(get("robustmq_messages_delivered_total", &[("qos", "1")]) >= 1.0);
@@ -99,14 +116,25 @@ async fn graceful_shutdown_disconnects_clients_and_publishes_wills() {
     b.trigger_shutdown();
     v5.expect_disconnect(ReasonCode::SERVER_SHUTTING_DOWN).await;
     let seen = v4.closed().await;
-    assert!(seen.iter().all(|p| !matches!(p, Packet::Disconnect(_))), "{seen:?}");
+    assert!(
+        seen.iter().all(|p| !matches!(p, Packet::Disconnect(_))),
+        "{seen:?}"
+    );
     rumq.events.closed().await;
     b.wait_stopped().await;
-    assert_eq!(broker.metrics.will_published.get(), wills_before + 1, "the will went out");
+    assert_eq!(
+        broker.metrics.will_published.get(),
+        wills_before + 1,
+        "the will went out"
+    );
     // The listener is gone: a new client cannot talk MQTT any more.
     if let Ok(stream) = tokio::net::TcpStream::connect(tcp).await {
         let mut late = Raw::over(Box::new(stream), ProtocolVersion::V3_1_1);
-        late.send(Packet::Connect(Box::new(connect_packet(ProtocolVersion::V3_1_1, "late")))).await;
+        late.send(Packet::Connect(Box::new(connect_packet(
+            ProtocolVersion::V3_1_1,
+            "late",
+        ))))
+        .await;
         assert!(late.closed().await.is_empty(), "no CONNACK after shutdown");
     }
 }

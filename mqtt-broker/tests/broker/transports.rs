@@ -24,8 +24,9 @@ use crate::harness::*;
 
 /// A self-signed certificate for 127.0.0.1, written as PEM files into `dir`.
 fn certificate(dir: &Path) -> CertificateDer<'static> {
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("rcgen makes a certificate");
+    let key =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("rcgen makes a certificate");
     std::fs::write(dir.join("cert.pem"), key.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem()).unwrap();
     key.cert.der().clone()
@@ -44,9 +45,14 @@ fn listener(protocol: ListenerProtocol, dir: &Path) -> ListenerConfig {
 /// A broker with TCP, TLS, WS and WSS listeners, and the certificate clients trust.
 async fn broker_with_every_transport(dir: &Path) -> (TestBroker, CertificateDer<'static>) {
     let cert = certificate(dir);
-    let listeners = [ListenerProtocol::Tcp, ListenerProtocol::Tls, ListenerProtocol::Ws, ListenerProtocol::Wss]
-        .map(|p| listener(p, dir))
-        .to_vec();
+    let listeners = [
+        ListenerProtocol::Tcp,
+        ListenerProtocol::Tls,
+        ListenerProtocol::Ws,
+        ListenerProtocol::Wss,
+    ]
+    .map(|p| listener(p, dir))
+    .to_vec();
     let b = TestBroker::with(move |c| c.listeners = listeners).await;
     (b, cert)
 }
@@ -55,15 +61,20 @@ async fn broker_with_every_transport(dir: &Path) -> (TestBroker, CertificateDer<
 fn client_tls(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Arc::new(config)
 }
 
-async fn tls_stream(addr: SocketAddr, cert: &CertificateDer<'static>) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn tls_stream(
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_tls(cert));
     let name = ServerName::try_from("127.0.0.1").unwrap();
@@ -75,7 +86,8 @@ async fn mqtt_over_tls_with_rumqttc_v4_and_v5() {
     let dir = tempfile::tempdir().unwrap();
     let (b, cert) = broker_with_every_transport(dir.path()).await;
     let tls = b.addr(ListenerProtocol::Tls);
-    let transport = rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(client_tls(&cert)));
+    let transport =
+        rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(client_tls(&cert)));
 
     let mut o = V4::options(tls, "tls-v4");
     o.set_transport(transport.clone());
@@ -88,10 +100,18 @@ async fn mqtt_over_tls_with_rumqttc_v4_and_v5() {
 
     // A plain TCP client publishes; both TLS subscribers receive.
     let plain = V4::connect(b.tcp(), "plain", |_| {}).await;
-    plain.client.publish("secure/x", Q4::AtLeastOnce, false, "sealed").await.unwrap();
+    plain
+        .client
+        .publish("secure/x", Q4::AtLeastOnce, false, "sealed")
+        .await
+        .unwrap();
     assert_eq!(&v4.publish().await.payload[..], b"sealed");
     assert_eq!(&v5.publish().await.payload[..], b"sealed");
-    assert!(b.metric("robustmq_connections_opened_total", &[("listener", "tls")]).await >= 2.0);
+    assert!(
+        b.metric("robustmq_connections_opened_total", &[("listener", "tls")])
+            .await
+            >= 2.0
+    );
 }
 
 /// A client that does not trust the certificate, or speaks plain MQTT to the TLS port,
@@ -105,7 +125,10 @@ async fn tls_listener_refuses_bad_handshakes() {
     let tcp = TcpStream::connect(tls).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_tls(other.cert.der()));
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    assert!(connector.connect(name, tcp).await.is_err(), "untrusted certificate");
+    assert!(
+        connector.connect(name, tcp).await.is_err(),
+        "untrusted certificate"
+    );
 
     let before = b.metric(ERRORS, &[("reason", "transport_handshake")]).await;
     let mut plain = TcpStream::connect(tls).await.unwrap();
@@ -114,10 +137,13 @@ async fn tls_listener_refuses_bad_handshakes() {
     mqtt_codec::encode(&packet, ProtocolVersion::V3_1_1, &mut connect).unwrap();
     plain.write_all(&connect).await.unwrap();
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut answer)).await.expect("closed in time");
+    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut answer))
+        .await
+        .expect("closed in time");
     // At most a TLS alert record (content type 0x15), never a CONNACK (0x20).
     assert!(answer.first().is_none_or(|b| *b == 0x15), "{answer:?}");
-    b.metric_reaches(ERRORS, &[("reason", "transport_handshake")], before + 1.0).await;
+    b.metric_reaches(ERRORS, &[("reason", "transport_handshake")], before + 1.0)
+        .await;
     b.assert_healthy().await;
 }
 
@@ -131,7 +157,9 @@ struct WsClient<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
     /// Upgrades `stream` on `path` offering the `mqtt` subprotocol.
     async fn open(stream: S, addr: SocketAddr, scheme: &str, path: &str) -> Result<Self, String> {
-        let mut request = format!("{scheme}://{addr}{path}").into_client_request().unwrap();
+        let mut request = format!("{scheme}://{addr}{path}")
+            .into_client_request()
+            .unwrap();
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
@@ -139,7 +167,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
             .await
             .map_err(|e| e.to_string())?;
         assert_eq!(
-            response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap()),
             Some("mqtt"),
             "the server picks the mqtt subprotocol"
         );
@@ -158,7 +189,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
 
     async fn recv(&mut self) -> Packet {
         loop {
-            if let Some(p) = mqtt_codec::decode(&mut self.buf, Some(self.version), mqtt_codec::MAX_PACKET_SIZE).unwrap() {
+            if let Some(p) = mqtt_codec::decode(
+                &mut self.buf,
+                Some(self.version),
+                mqtt_codec::MAX_PACKET_SIZE,
+            )
+            .unwrap()
+            {
                 return p;
             }
             let frame = tokio::time::timeout(WAIT, self.ws.next())
@@ -176,18 +213,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
 
     /// CONNECT → CONNACK, SUBSCRIBE → SUBACK, PUBLISH QoS 1 to itself → PUBACK + PUBLISH.
     async fn round_trip(&mut self, id: &str) {
-        self.send(Packet::Connect(Box::new(connect_packet(self.version, id)))).await;
+        self.send(Packet::Connect(Box::new(connect_packet(self.version, id))))
+            .await;
         match self.recv().await {
             Packet::ConnAck(a) => assert_eq!(a.reason_code, ReasonCode::SUCCESS),
             other => panic!("expected CONNACK, got {other:?}"),
         }
-        self.send(subscribe_packet(1, "ws/#", qos_opts(QoS::AtLeastOnce), None)).await;
+        self.send(subscribe_packet(
+            1,
+            "ws/#",
+            qos_opts(QoS::AtLeastOnce),
+            None,
+        ))
+        .await;
         assert!(matches!(self.recv().await, Packet::SubAck(_)));
         // Two packets in one frame: the broker must not care about frame boundaries.
         let mut out = BytesMut::new();
         for id in [10, 11] {
-            mqtt_codec::encode(&publish_packet("ws/echo", QoS::AtLeastOnce, Some(id), b"framed"), self.version, &mut out)
-                .unwrap();
+            mqtt_codec::encode(
+                &publish_packet("ws/echo", QoS::AtLeastOnce, Some(id), b"framed"),
+                self.version,
+                &mut out,
+            )
+            .unwrap();
         }
         self.ws.send(Message::Binary(out.freeze())).await.unwrap();
         let (mut acks, mut publishes) = (0, 0);
@@ -196,7 +244,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsClient<S> {
                 Packet::PubAck(_) => acks += 1,
                 Packet::Publish(p) => {
                     assert_eq!(&p.payload[..], b"framed");
-                    self.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap()))).await;
+                    self.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap())))
+                        .await;
                     publishes += 1;
                 }
                 other => panic!("unexpected {other:?}"),
@@ -218,7 +267,8 @@ async fn mqtt_over_websocket() {
     // A TCP subscriber sees what the WebSocket client publishes.
     let mut tcp = V4::connect(b.tcp(), "tcp-sub", |_| {}).await;
     tcp.subscribe("ws/#", Q4::AtLeastOnce).await;
-    c.send(publish_packet("ws/cross", QoS::AtMostOnce, None, b"hi")).await;
+    c.send(publish_packet("ws/cross", QoS::AtMostOnce, None, b"hi"))
+        .await;
     assert_eq!(tcp.publish().await.topic, "ws/cross");
 
     // Another path is refused at the HTTP upgrade.
@@ -236,5 +286,9 @@ async fn mqtt_over_secure_websocket() {
         .await
         .expect("upgrade on /mqtt over TLS");
     c.round_trip("wss-client").await;
-    assert!(b.metric("robustmq_connections_opened_total", &[("listener", "wss")]).await >= 1.0);
+    assert!(
+        b.metric("robustmq_connections_opened_total", &[("listener", "wss")])
+            .await
+            >= 1.0
+    );
 }

@@ -6,13 +6,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_codec::{
-    ConnAck, Packet, ProtocolVersion, PubResponse, Publish, PublishProperties, QoS, ReasonCode, SubscriptionOptions,
+    ConnAck, Packet, ProtocolVersion, PubResponse, Publish, PublishProperties, QoS, ReasonCode,
+    SubscriptionOptions,
 };
 use rumqttc::v5::mqttbytes::QoS as Q5;
 
 use crate::harness::*;
 
-fn publish_with(topic: &str, qos: QoS, id: Option<u16>, payload: &[u8], properties: PublishProperties) -> Packet {
+fn publish_with(
+    topic: &str,
+    qos: QoS,
+    id: Option<u16>,
+    payload: &[u8],
+    properties: PublishProperties,
+) -> Packet {
     Packet::Publish(Publish {
         dup: false,
         qos,
@@ -24,7 +31,11 @@ fn publish_with(topic: &str, qos: QoS, id: Option<u16>, payload: &[u8], properti
     })
 }
 
-async fn v5_with(b: &TestBroker, id: &str, tweak: impl FnOnce(&mut mqtt_codec::Connect)) -> (Raw, ConnAck) {
+async fn v5_with(
+    b: &TestBroker,
+    id: &str,
+    tweak: impl FnOnce(&mut mqtt_codec::Connect),
+) -> (Raw, ConnAck) {
     let mut c = connect_packet(ProtocolVersion::V5, id);
     tweak(&mut c);
     let (raw, connack) = Raw::connect(b.tcp(), c).await;
@@ -38,17 +49,24 @@ async fn v5_with(b: &TestBroker, id: &str, tweak: impl FnOnce(&mut mqtt_codec::C
 async fn overlapping_subscriptions_deliver_once_with_max_qos_and_all_identifiers() {
     let b = TestBroker::start().await;
     let mut c = Raw::connected(b.tcp(), ProtocolVersion::V5, "overlap").await;
-    c.subscribe("ov/+", qos_opts(QoS::AtMostOnce), Some(1)).await;
-    c.subscribe("ov/#", qos_opts(QoS::ExactlyOnce), Some(2)).await;
+    c.subscribe("ov/+", qos_opts(QoS::AtMostOnce), Some(1))
+        .await;
+    c.subscribe("ov/#", qos_opts(QoS::ExactlyOnce), Some(2))
+        .await;
     c.subscribe("ov/x", qos_opts(QoS::AtLeastOnce), None).await;
     let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("ov/x", Q5::ExactlyOnce, false, "x").await.unwrap();
+    publisher
+        .client
+        .publish("ov/x", Q5::ExactlyOnce, false, "x")
+        .await
+        .unwrap();
     let p = c.publish().await;
     assert_eq!(p.qos, QoS::ExactlyOnce);
     let mut ids = p.properties.subscription_identifiers.clone();
     ids.sort();
     assert_eq!(ids, vec![1, 2]);
-    c.send(Packet::PubRec(PubResponse::new(p.packet_id.unwrap()))).await;
+    c.send(Packet::PubRec(PubResponse::new(p.packet_id.unwrap())))
+        .await;
     assert!(matches!(c.recv().await, Some(Packet::PubRel(_))));
     c.nothing().await;
 }
@@ -63,16 +81,31 @@ async fn subscription_identifiers_are_delivered() {
         id: Some(42),
         user_properties: vec![],
     };
-    sub.subscribe_filter(r5::Filter::new("id/#", Q5::AtLeastOnce), Some(props)).await;
+    sub.subscribe_filter(r5::Filter::new("id/#", Q5::AtLeastOnce), Some(props))
+        .await;
     let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("id/1", Q5::AtLeastOnce, false, "x").await.unwrap();
+    publisher
+        .client
+        .publish("id/1", Q5::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
     let p = sub.publish().await;
-    assert_eq!(p.properties.map(|p| p.subscription_identifiers), Some(vec![42]));
+    assert_eq!(
+        p.properties.map(|p| p.subscription_identifiers),
+        Some(vec![42])
+    );
 
     sub.subscribe("id/#", Q5::AtLeastOnce).await;
-    publisher.client.publish("id/2", Q5::AtLeastOnce, false, "x").await.unwrap();
+    publisher
+        .client
+        .publish("id/2", Q5::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
     let p = sub.publish().await;
-    let ids = p.properties.map(|p| p.subscription_identifiers).unwrap_or_default();
+    let ids = p
+        .properties
+        .map(|p| p.subscription_identifiers)
+        .unwrap_or_default();
     assert!(ids.is_empty(), "{ids:?}");
 }
 
@@ -84,10 +117,17 @@ async fn no_local_skips_the_publishers_own_messages() {
     let mut f = r5::Filter::new("chat", Q5::AtLeastOnce);
     f.nolocal = true;
     me.subscribe_filter(f, None).await;
-    me.client.publish("chat", Q5::AtLeastOnce, false, "mine").await.unwrap();
+    me.client
+        .publish("chat", Q5::AtLeastOnce, false, "mine")
+        .await
+        .unwrap();
     me.no_publish().await;
     let other = V5::connect(b.tcp(), "other", |_| {}).await;
-    other.client.publish("chat", Q5::AtLeastOnce, false, "theirs").await.unwrap();
+    other
+        .client
+        .publish("chat", Q5::AtLeastOnce, false, "theirs")
+        .await
+        .unwrap();
     assert_eq!(&me.publish().await.payload[..], b"theirs");
 }
 
@@ -118,7 +158,9 @@ async fn topic_alias_from_client_to_server() {
     c.send(alias("", 1)).await;
     c.send(alias("alias/c", 64)).await;
     c.send(alias("", 64)).await;
-    for expected in ["alias/a", "alias/a", "alias/b", "alias/b", "alias/c", "alias/c"] {
+    for expected in [
+        "alias/a", "alias/a", "alias/b", "alias/b", "alias/c", "alias/c",
+    ] {
         assert_eq!(&sub.publish().await.topic[..], expected.as_bytes());
     }
 }
@@ -128,33 +170,59 @@ async fn topic_alias_from_client_to_server() {
 #[tokio::test]
 async fn topic_alias_from_server_to_client() {
     let b = TestBroker::start().await;
-    let (mut c, _) = v5_with(&b, "alias-taker", |c| c.properties.topic_alias_maximum = Some(1)).await;
+    let (mut c, _) = v5_with(&b, "alias-taker", |c| {
+        c.properties.topic_alias_maximum = Some(1)
+    })
+    .await;
     c.subscribe("down/#", qos_opts(QoS::AtMostOnce), None).await;
     let (mut plain, _) = v5_with(&b, "no-alias", |_| {}).await;
-    plain.subscribe("down/#", qos_opts(QoS::AtMostOnce), None).await;
+    plain
+        .subscribe("down/#", qos_opts(QoS::AtMostOnce), None)
+        .await;
     let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
     for topic in ["down/a", "down/a", "down/b", "down/a"] {
-        publisher.client.publish(topic, Q5::AtMostOnce, false, "x").await.unwrap();
+        publisher
+            .client
+            .publish(topic, Q5::AtMostOnce, false, "x")
+            .await
+            .unwrap();
     }
     let first = c.publish().await;
-    assert_eq!((&*first.topic, first.properties.topic_alias), ("down/a", Some(1)));
+    assert_eq!(
+        (&*first.topic, first.properties.topic_alias),
+        ("down/a", Some(1))
+    );
     let second = c.publish().await;
-    assert_eq!((&*second.topic, second.properties.topic_alias), ("", Some(1)), "alias alone");
+    assert_eq!(
+        (&*second.topic, second.properties.topic_alias),
+        ("", Some(1)),
+        "alias alone"
+    );
     let third = c.publish().await;
     assert_eq!(&*third.topic, "down/b", "no alias left for a second topic");
-    assert!(third.properties.topic_alias.is_none_or(|a| a == 1), "{third:?}");
+    assert!(
+        third.properties.topic_alias.is_none_or(|a| a == 1),
+        "{third:?}"
+    );
     let fourth = c.publish().await;
     let resolved = if fourth.topic.is_empty() {
         // An alias alone must refer to the topic it was last set to.
         assert_eq!(fourth.properties.topic_alias, Some(1));
-        if third.properties.topic_alias == Some(1) { "down/b" } else { "down/a" }
+        if third.properties.topic_alias == Some(1) {
+            "down/b"
+        } else {
+            "down/a"
+        }
     } else {
         &*fourth.topic
     };
     assert_eq!(resolved, "down/a");
     for _ in 0..4 {
         let p = plain.publish().await;
-        assert!(!p.topic.is_empty() && p.properties.topic_alias.is_none(), "{p:?}");
+        assert!(
+            !p.topic.is_empty() && p.properties.topic_alias.is_none(),
+            "{p:?}"
+        );
     }
 }
 
@@ -177,22 +245,62 @@ async fn message_expiry_drops_stale_messages_and_forwards_the_remaining_time() {
         message_expiry_interval: Some(secs),
         ..Default::default()
     };
-    publisher.send(publish_with("exp/short", QoS::AtLeastOnce, Some(1), b"s", expiring(1))).await;
-    publisher.send(publish_with("exp/long", QoS::AtLeastOnce, Some(2), b"l", expiring(30))).await;
-    for _ in 0..2 {
+    publisher
+        .send(publish_with(
+            "exp/short",
+            QoS::AtLeastOnce,
+            Some(1),
+            b"s",
+            expiring(1),
+        ))
+        .await;
+    publisher
+        .send(publish_with(
+            "exp/long",
+            QoS::AtLeastOnce,
+            Some(2),
+            b"l",
+            expiring(30),
+        ))
+        .await;
+    let mut retained = publish_with("exp/retained", QoS::AtLeastOnce, Some(3), b"r", expiring(1));
+    if let Packet::Publish(p) = &mut retained {
+        p.retain = true;
+    }
+    publisher.send(retained).await;
+    for _ in 0..3 {
         assert!(matches!(publisher.recv().await, Some(Packet::PubAck(_))));
     }
-    // Let the short one expire while the subscriber is away.
+    // Let the short ones expire while the subscriber is away.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (mut c, connack) = v5_with(&b, "late-reader", persistent).await;
     assert!(connack.session_present);
     let p = c.publish().await;
-    assert_eq!(&*p.topic, "exp/long", "the expired message is not delivered");
-    let left = p.properties.message_expiry_interval.expect("expiry forwarded");
-    assert!((1..=28).contains(&left), "30 s minus the ~2 s it waited, got {left}");
-    c.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap()))).await;
+    assert_eq!(
+        &*p.topic, "exp/long",
+        "the expired message is not delivered"
+    );
+    let left = p
+        .properties
+        .message_expiry_interval
+        .expect("expiry forwarded");
+    assert!(
+        (1..=28).contains(&left),
+        "30 s minus the ~2 s it waited, got {left}"
+    );
+    c.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap())))
+        .await;
     c.nothing().await;
-    assert!(b.metric("robustmq_messages_dropped_total", &[("reason", "expired")]).await >= 1.0);
+    let dropped = b
+        .metric("robustmq_messages_dropped_total", &[("reason", "expired")])
+        .await;
+    assert!(dropped >= 2.0, "both expired copies counted: {dropped}");
+    // An expired retained message is not sent to new subscribers either.
+    let (mut fresh, _) = v5_with(&b, "fresh", |_| {}).await;
+    fresh
+        .subscribe("exp/retained", qos_opts(QoS::AtLeastOnce), None)
+        .await;
+    fresh.nothing().await;
 }
 
 /// MQTT 5 §4.9: the server never has more unacknowledged QoS 1/2 deliveries in flight
@@ -204,17 +312,24 @@ async fn client_receive_maximum_limits_deliveries_in_flight() {
     c.subscribe("work", qos_opts(QoS::AtLeastOnce), None).await;
     let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
     for i in 0..5 {
-        publisher.client.publish("work", Q5::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        publisher
+            .client
+            .publish("work", Q5::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
     }
     let first = c.publish().await;
     let second = c.publish().await;
     c.nothing().await;
-    c.send(Packet::PubAck(PubResponse::new(first.packet_id.unwrap()))).await;
+    c.send(Packet::PubAck(PubResponse::new(first.packet_id.unwrap())))
+        .await;
     let third = c.publish().await;
     assert_eq!(&third.payload[..], b"2");
     c.nothing().await;
-    c.send(Packet::PubAck(PubResponse::new(second.packet_id.unwrap()))).await;
-    c.send(Packet::PubAck(PubResponse::new(third.packet_id.unwrap()))).await;
+    c.send(Packet::PubAck(PubResponse::new(second.packet_id.unwrap())))
+        .await;
+    c.send(Packet::PubAck(PubResponse::new(third.packet_id.unwrap())))
+        .await;
     let (p4, p5) = (c.publish().await, c.publish().await);
     assert_eq!((&p4.payload[..], &p5.payload[..]), (&b"3"[..], &b"4"[..]));
 }
@@ -250,18 +365,37 @@ async fn connack_advertises_the_server_limits() {
 #[tokio::test]
 async fn messages_larger_than_the_client_maximum_packet_size_are_not_sent() {
     let b = TestBroker::start().await;
-    let (mut c, _) = v5_with(&b, "small", |c| c.properties.maximum_packet_size = Some(128)).await;
+    let (mut c, _) = v5_with(&b, "small", |c| {
+        c.properties.maximum_packet_size = Some(128)
+    })
+    .await;
     c.subscribe("size", qos_opts(QoS::AtLeastOnce), None).await;
     let mut big = V5::connect(b.tcp(), "big-sub", |_| {}).await;
     big.subscribe("size", Q5::AtLeastOnce).await;
     let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
-    publisher.client.publish("size", Q5::AtLeastOnce, false, vec![b'x'; 300]).await.unwrap();
-    publisher.client.publish("size", Q5::AtLeastOnce, false, "tiny").await.unwrap();
+    publisher
+        .client
+        .publish("size", Q5::AtLeastOnce, false, vec![b'x'; 300])
+        .await
+        .unwrap();
+    publisher
+        .client
+        .publish("size", Q5::AtLeastOnce, false, "tiny")
+        .await
+        .unwrap();
     assert_eq!(big.publish().await.payload.len(), 300, "others get it");
     let p = c.publish().await;
     assert_eq!(&p.payload[..], b"tiny", "the oversize one is skipped");
-    c.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap()))).await;
-    assert!(b.metric("robustmq_messages_dropped_total", &[("reason", "too_large")]).await >= 1.0);
+    c.send(Packet::PubAck(PubResponse::new(p.packet_id.unwrap())))
+        .await;
+    assert!(
+        b.metric(
+            "robustmq_messages_dropped_total",
+            &[("reason", "too_large")]
+        )
+        .await
+            >= 1.0
+    );
 }
 
 /// MQTT 5 §3.3.2.3: Payload Format Indicator, Content Type, Response Topic, Correlation
@@ -279,7 +413,11 @@ async fn publish_properties_pass_through() {
         topic_alias: None,
         response_topic: Some("reply/here".into()),
         correlation_data: Some(Bytes::from_static(b"\x00corr\xff")),
-        user_properties: vec![("k".into(), "v1".into()), ("a".into(), "b".into()), ("k".into(), "v2".into())],
+        user_properties: vec![
+            ("k".into(), "v1".into()),
+            ("a".into(), "b".into()),
+            ("k".into(), "v2".into()),
+        ],
         subscription_identifiers: vec![],
         content_type: Some("text/plain".into()),
     };
@@ -309,7 +447,14 @@ async fn invalid_utf8_payload_with_format_indicator_is_refused() {
         payload_format_indicator: Some(1),
         ..Default::default()
     };
-    c.send(publish_with("pfi", QoS::AtLeastOnce, Some(3), b"\xff\xfe", props)).await;
+    c.send(publish_with(
+        "pfi",
+        QoS::AtLeastOnce,
+        Some(3),
+        b"\xff\xfe",
+        props,
+    ))
+    .await;
     match c.recv().await {
         Some(Packet::PubAck(a)) => assert_eq!(a.reason_code, ReasonCode::PAYLOAD_FORMAT_INVALID),
         other => panic!("expected PUBACK, got {other:?}"),
@@ -323,24 +468,100 @@ async fn invalid_utf8_payload_with_format_indicator_is_refused() {
 #[tokio::test]
 async fn request_response_pattern() {
     let b = TestBroker::start().await;
-    let (mut responder, _) = v5_with(&b, "responder", |c| c.properties.request_response_information = Some(true)).await;
-    responder.subscribe("svc/req", SubscriptionOptions::default(), None).await;
+    let (mut responder, _) = v5_with(&b, "responder", |c| {
+        c.properties.request_response_information = Some(true)
+    })
+    .await;
+    responder
+        .subscribe("svc/req", SubscriptionOptions::default(), None)
+        .await;
     let (mut requester, _) = v5_with(&b, "requester", |_| {}).await;
-    requester.subscribe("svc/resp/requester", SubscriptionOptions::default(), None).await;
+    requester
+        .subscribe("svc/resp/requester", SubscriptionOptions::default(), None)
+        .await;
     let props = PublishProperties {
         response_topic: Some("svc/resp/requester".into()),
         correlation_data: Some(Bytes::from_static(b"req-1")),
         ..Default::default()
     };
-    requester.send(publish_with("svc/req", QoS::AtMostOnce, None, b"ping", props)).await;
+    requester
+        .send(publish_with(
+            "svc/req",
+            QoS::AtMostOnce,
+            None,
+            b"ping",
+            props,
+        ))
+        .await;
     let req = responder.publish().await;
-    let reply_to = req.properties.response_topic.clone().expect("response topic");
+    let reply_to = req
+        .properties
+        .response_topic
+        .clone()
+        .expect("response topic");
     let props = PublishProperties {
         correlation_data: req.properties.correlation_data.clone(),
         ..Default::default()
     };
-    responder.send(publish_with(&reply_to, QoS::AtMostOnce, None, b"pong", props)).await;
+    responder
+        .send(publish_with(
+            &reply_to,
+            QoS::AtMostOnce,
+            None,
+            b"pong",
+            props,
+        ))
+        .await;
     let resp = requester.publish().await;
     assert_eq!(&resp.payload[..], b"pong");
-    assert_eq!(resp.properties.correlation_data.as_deref(), Some(&b"req-1"[..]));
+    assert_eq!(
+        resp.properties.correlation_data.as_deref(),
+        Some(&b"req-1"[..])
+    );
+}
+
+/// MQTT 5 §4.9 after a reconnect: deliveries left in flight are resent within the
+/// Receive Maximum of the *new* connection, the rest as acknowledgements arrive.
+#[tokio::test]
+async fn resent_deliveries_respect_the_new_receive_maximum() {
+    let b = TestBroker::start().await;
+    let connect = |rm| {
+        move |c: &mut mqtt_codec::Connect| {
+            c.clean_start = false;
+            c.properties.session_expiry_interval = Some(300);
+            c.properties.receive_maximum = Some(rm);
+        }
+    };
+    let (mut c, _) = v5_with(&b, "shrinking", connect(10)).await;
+    c.subscribe("rm", qos_opts(QoS::AtLeastOnce), None).await;
+    let publisher = V5::connect(b.tcp(), "pub", |_| {}).await;
+    for i in 0..3 {
+        publisher
+            .client
+            .publish("rm", Q5::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        c.publish().await;
+    }
+    drop(c); // all three unacknowledged
+
+    let (mut c, _) = v5_with(&b, "shrinking", connect(1)).await;
+    let first = c.publish().await;
+    assert!(first.dup && &first.payload[..] == b"0", "{first:?}");
+    c.nothing().await;
+    let mut current = first;
+    for expected in [&b"1"[..], b"2"] {
+        c.send(Packet::PubAck(PubResponse::new(current.packet_id.unwrap())))
+            .await;
+        current = c.publish().await;
+        assert!(
+            current.dup && &current.payload[..] == expected,
+            "{current:?}"
+        );
+    }
+    c.send(Packet::PubAck(PubResponse::new(current.packet_id.unwrap())))
+        .await;
+    c.nothing().await;
 }

@@ -70,7 +70,8 @@ pub(crate) fn len(d: &Disconnect, version: ProtocolVersion) -> usize {
     }
     match (d.reason_code, properties::content_len(&d.properties)) {
         (ReasonCode::NORMAL_DISCONNECTION, 0) => 0,
-        (_, 0) => 1,
+        // Always with the property length: the one-byte form is legal (§3.14.2.2.1) but
+        // common clients (rumqttc 0.25) cannot parse it.
         _ => 1 + properties::block_len(&d.properties),
     }
 }
@@ -87,8 +88,6 @@ pub(crate) fn write(
     let has_props = properties::content_len(&d.properties) > 0;
     if d.reason_code != ReasonCode::NORMAL_DISCONNECTION || has_props {
         buf.put_u8(d.reason_code.0);
-    }
-    if has_props {
         properties::write(&d.properties, buf)?;
     }
     Ok(())

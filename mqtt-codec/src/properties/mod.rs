@@ -141,7 +141,9 @@ fn read_value(r: &mut Reader, pid: u8) -> Result<Property, DecodeError> {
         REASON_STRING => P::ReasonString(r.string()?),
         RECEIVE_MAXIMUM => P::ReceiveMaximum(non_zero(r.u16()?, "receive maximum 0")?),
         TOPIC_ALIAS_MAXIMUM => P::TopicAliasMaximum(r.u16()?),
-        TOPIC_ALIAS => P::TopicAlias(non_zero(r.u16()?, "topic alias 0")?),
+        TOPIC_ALIAS => {
+            P::TopicAlias(non_zero(r.u16()?, "").map_err(|_| DecodeError::TopicAliasInvalid)?)
+        }
         MAXIMUM_QOS => P::MaximumQos(if flag(r.u8()?)? {
             QoS::AtLeastOnce
         } else {
@@ -240,7 +242,11 @@ mod tests {
             protocol(b"\x06\x23\x00\x01\x23\x00\x02"),
             "duplicate topic alias"
         );
-        assert!(protocol(b"\x03\x23\x00\x00"), "topic alias 0");
+        assert_eq!(
+            read_all(b"\x03\x23\x00\x00", Context::Publish).unwrap_err(),
+            DecodeError::TopicAliasInvalid,
+            "topic alias 0"
+        );
         assert!(protocol(b"\x02\x0B\x00"), "subscription identifier 0");
         assert!(protocol(b"\x02\x01\x02"), "payload format indicator 2");
         // Subscription identifiers may repeat in PUBLISH but not in SUBSCRIBE.

@@ -311,7 +311,12 @@ fn publish() {
             "30 06 0001 61 02 0b 00",
             PROTO,
         ),
-        ("v5 topic alias 0", V5, "30 07 0001 61 03 23 0000", PROTO),
+        (
+            "v5 topic alias 0",
+            V5,
+            "30 07 0001 61 03 23 0000",
+            "topic_alias_invalid",
+        ),
         (
             "v5 response topic with wildcard",
             V5,

@@ -402,7 +402,17 @@ fn ping_disconnect_auth_vectors() {
         reason_code: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
         properties: DisconnectProperties::default(),
     };
-    check_vector(&hex("e0 01 04"), v5, &Packet::Disconnect(with_will));
+    // Encoded with an empty property block (rumqttc cannot parse the one-byte form)…
+    check_vector(
+        &hex("e0 02 04 00"),
+        v5,
+        &Packet::Disconnect(with_will.clone()),
+    );
+    // …while the one-byte form still decodes.
+    assert_eq!(
+        decode_one(&hex("e0 01 04"), v5).unwrap(),
+        Packet::Disconnect(with_will)
+    );
     // Reason code plus an empty property block also decodes.
     assert_eq!(
         decode_one(&hex("e0 02 00 00"), v5).unwrap(),
