@@ -142,6 +142,9 @@ pub struct LimitsConfig {
     pub subscription_identifiers_available: bool,
     /// Longest client identifier accepted, in bytes.
     pub max_client_id_len: usize,
+    /// Response Information returned to MQTT 5 clients that set Request Response
+    /// Information: the prefix they should build response topics under. None: not offered.
+    pub response_information: Option<String>,
 }
 
 impl Default for LimitsConfig {
@@ -164,6 +167,7 @@ impl Default for LimitsConfig {
             shared_subscription_available: true,
             subscription_identifiers_available: true,
             max_client_id_len: 256,
+            response_information: None,
         }
     }
 }

@@ -298,6 +298,11 @@ where
             .then_some(false),
         shared_subscription_available: (!limits.shared_subscription_available).then_some(false),
         server_keep_alive: accepted.server_keep_alive,
+        response_information: limits
+            .response_information
+            .as_deref()
+            .filter(|_| props.request_response_information == Some(true))
+            .map(ByteString::from),
         ..Default::default()
     };
     client.send(Packet::ConnAck(ConnAck {

@@ -565,3 +565,27 @@ async fn resent_deliveries_respect_the_new_receive_maximum() {
         .await;
     c.nothing().await;
 }
+
+/// MQTT 5 §3.2.2.3.15: Response Information is returned only to a client that sets
+/// Request Response Information, and only when the broker is configured to offer it.
+#[tokio::test]
+async fn response_information_is_offered_when_requested_and_configured() {
+    let b = TestBroker::with(|c| c.limits.response_information = Some("responses/".into())).await;
+    let (_asks, connack) = v5_with(&b, "asks", |c| {
+        c.properties.request_response_information = Some(true)
+    })
+    .await;
+    assert_eq!(
+        connack.properties.response_information.as_deref(),
+        Some("responses/")
+    );
+    let (_silent, connack) = v5_with(&b, "silent", |_| {}).await;
+    assert_eq!(connack.properties.response_information, None);
+
+    let unconfigured = TestBroker::start().await;
+    let (_asks, connack) = v5_with(&unconfigured, "asks", |c| {
+        c.properties.request_response_information = Some(true)
+    })
+    .await;
+    assert_eq!(connack.properties.response_information, None);
+}
