@@ -1,0 +1,9 @@
+//! Integration tests of the journal server, in one binary so they link once:
+//! the client API and its errors on an in-process server (`api`), crash recovery of the
+//! real binary killed with SIGKILL (`crash`), and a three-node cluster of real binaries
+//! losing its leader during appends (`replication`).
+
+mod api;
+mod crash;
+mod harness;
+mod replication;

@@ -1,0 +1,19 @@
+//! Compiles every `protos/*.proto` with protox (a pure-Rust protobuf compiler, so no
+//! `protoc` binary is needed) and generates prost messages and tonic clients/servers.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=protos");
+    let mut files: Vec<PathBuf> = std::fs::read_dir("protos")?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "proto"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let fds = protox::compile(&files, ["protos"])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}
