@@ -30,7 +30,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
             reader,
             writer,
             read_buf: BytesMut::with_capacity(READ_BUFFER),
-            write_buf: BytesMut::with_capacity(READ_BUFFER),
+            // Grown on first use: an idle connection then holds no write buffer (4 KiB
+            // of the ~22 KiB resident per idle connection measured by mqtt-bench).
+            write_buf: BytesMut::new(),
             max_packet_size,
         }
     }

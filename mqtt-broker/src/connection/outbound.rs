@@ -125,8 +125,11 @@ where
             properties,
         };
         let mut packet = Packet::Publish(publish);
-        // Checked with the full topic: an alias only makes the packet smaller.
-        if mqtt_codec::encoded_len(&packet, self.version) > self.client_max_packet {
+        // Checked with the full topic: an alias only makes the packet smaller. Without a
+        // client Maximum Packet Size (usize::MAX) nothing can exceed it: skip the sizing.
+        if self.client_max_packet != usize::MAX
+            && mqtt_codec::encoded_len(&packet, self.version) > self.client_max_packet
+        {
             self.broker.metrics.dropped(d.qos, DropReason::too_large);
             return false;
         }

@@ -2,9 +2,12 @@
 //! matched by walking its levels once.
 //!
 //! Each node holds the ordinary subscribers of the filter that ends there, keyed by
-//! client id, and its shared-subscription groups. `+` and `#` are ordinary child keys;
-//! the match walk follows the literal child, `+` and `#` at each level. Filters whose
-//! first level is a wildcard never match topics starting with `$` (MQTT 4.7.2).
+//! client id, and its shared-subscription groups. `+` and `#` children are kept in
+//! their own fields rather than in the literal map: the match walk follows the literal
+//! child, `+` and `#` at each level, and this way only the literal lookup hashes (a
+//! profile of QoS 0 fan-in had SipHash of `"+"`/`"#"` at ~15 % of the broker's CPU).
+//! Filters whose first level is a wildcard never match topics starting with `$`
+//! (MQTT 4.7.2).
 
 use std::collections::HashMap;
 
@@ -14,7 +17,12 @@ use mqtt_codec::ByteString;
 /// handle and subscription options there).
 #[derive(Debug)]
 pub struct TrieNode<V> {
+    /// Literal levels.
     children: HashMap<Box<str>, TrieNode<V>>,
+    /// The `+` child.
+    plus: Option<Box<TrieNode<V>>>,
+    /// The `#` child.
+    hash: Option<Box<TrieNode<V>>>,
     /// Ordinary subscribers of the filter ending at this node.
     subscribers: HashMap<ByteString, V>,
     /// Shared groups (`$share/{group}/{filter}`) of the filter ending at this node.
@@ -34,6 +42,8 @@ impl<V> Default for TrieNode<V> {
     fn default() -> Self {
         Self {
             children: HashMap::new(),
+            plus: None,
+            hash: None,
             subscribers: HashMap::new(),
             shared: HashMap::new(),
         }
@@ -42,8 +52,10 @@ impl<V> Default for TrieNode<V> {
 
 impl<V> TrieNode<V> {
     fn node_mut(&mut self, filter: &str) -> &mut TrieNode<V> {
-        filter.split('/').fold(self, |node, level| {
-            node.children.entry(level.into()).or_default()
+        filter.split('/').fold(self, |node, level| match level {
+            "+" => node.plus.get_or_insert_with(Default::default),
+            "#" => node.hash.get_or_insert_with(Default::default),
+            _ => node.children.entry(level.into()).or_default(),
         })
     }
 
@@ -97,6 +109,19 @@ impl<V> TrieNode<V> {
                 }
             };
         };
+        let wildcard = match *first {
+            "+" => Some(&mut self.plus),
+            "#" => Some(&mut self.hash),
+            _ => None,
+        };
+        if let Some(slot) = wildcard {
+            let child = slot.as_mut()?;
+            let removed = child.remove_at(rest, group, client);
+            if child.is_empty() {
+                *slot = None;
+            }
+            return removed;
+        }
         let child = self.children.get_mut(*first)?;
         let removed = child.remove_at(rest, group, client);
         if child.is_empty() {
@@ -106,7 +131,11 @@ impl<V> TrieNode<V> {
     }
 
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.subscribers.is_empty() && self.shared.is_empty()
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.hash.is_none()
+            && self.subscribers.is_empty()
+            && self.shared.is_empty()
     }
 
     /// Calls `visit` for every node whose filter matches `topic`.
@@ -126,7 +155,7 @@ impl<V> TrieNode<V> {
         let wildcards_allowed = !(first && dollar);
         if wildcards_allowed {
             // '#' matches this level and everything below it, including the parent level.
-            if let Some(hash) = self.children.get("#") {
+            if let Some(hash) = &self.hash {
                 visit(hash);
             }
         }
@@ -134,11 +163,13 @@ impl<V> TrieNode<V> {
             visit(self);
             return;
         };
-        if let Some(child) = self.children.get(level) {
-            child.walk(levels.clone(), false, dollar, visit);
+        if !self.children.is_empty() {
+            if let Some(child) = self.children.get(level) {
+                child.walk(levels.clone(), false, dollar, visit);
+            }
         }
         if wildcards_allowed {
-            if let Some(plus) = self.children.get("+") {
+            if let Some(plus) = &self.plus {
                 plus.walk(levels, false, dollar, visit);
             }
         }

@@ -1,0 +1,99 @@
+//! The `placement-center` binary: flags and config file in, a running member until
+//! SIGTERM or Ctrl-C, then a graceful shutdown (exit 0).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use placement_center::{Node, PlacementConfig};
+
+/// The placement center: the cluster's Raft-replicated metadata service. With no
+/// arguments: a one-member cluster, gRPC on 127.0.0.1:1228, metrics on 127.0.0.1:9081.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file (see placement-center/config/placement-center.example.toml).
+    #[arg(long, env = "PLACEMENT_CENTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// This member's id.
+    #[arg(long, env = "PLACEMENT_CENTER_NODE_ID")]
+    node_id: Option<u64>,
+    /// gRPC address (clients and peers).
+    #[arg(long, env = "PLACEMENT_CENTER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address of the /metrics, /healthz and /readyz HTTP endpoint.
+    #[arg(long, env = "PLACEMENT_CENTER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Data directory (RocksDB and snapshots).
+    #[arg(long, env = "PLACEMENT_CENTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Bootstrap members: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    #[arg(long, env = "PLACEMENT_CENTER_INITIAL_CLUSTER")]
+    initial_cluster: Option<String>,
+    /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
+    #[arg(long)]
+    log_format: Option<common_metrics::LogFormat>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = match &cli.config {
+        Some(path) => PlacementConfig::from_file(path)?,
+        None => PlacementConfig::default(),
+    };
+    if let Some(id) = cli.node_id {
+        config.node_id = id;
+    }
+    if let Some(addr) = cli.listen {
+        config.listen = addr;
+    }
+    if let Some(addr) = cli.metrics_listen {
+        config.metrics_listen = Some(addr);
+    }
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(members) = cli.initial_cluster {
+        config.initial_cluster = members;
+    }
+    if let Some(format) = cli.log_format {
+        config.telemetry.log_format = format;
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: PlacementConfig) -> anyhow::Result<()> {
+    let identity =
+        common_metrics::Identity::from_env("placement-center", env!("CARGO_PKG_VERSION"));
+    let telemetry =
+        common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
+    let node = Node::start(config, &identity).await?;
+    shutdown_signal().await;
+    node.shutdown().await;
+    telemetry.shutdown();
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

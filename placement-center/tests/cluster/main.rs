@@ -1,0 +1,8 @@
+//! In-process multi-node tests: three `Node`s on loopback in one test process.
+
+mod bad_input;
+mod failover;
+mod harness;
+mod kv;
+mod membership;
+mod watch_lease;
