@@ -1,7 +1,7 @@
 //! Endpoints, leader preference, retries with backoff and deadlines, and the unary calls.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     channels: Vec<(String, Svc)>,
     /// The member tried first: the leader when known, else the last that answered.
     preferred: AtomicUsize,
+    /// Whether `preferred` is the leader as last discovered; cleared when a call fails over,
+    /// so the next call asks a member for the leader again.
+    leader_known: AtomicBool,
 }
 
 /// Whether a failed call may be tried again on another member.
@@ -108,6 +111,7 @@ impl PlacementClient {
                 config,
                 channels,
                 preferred: AtomicUsize::new(0),
+                leader_known: AtomicBool::new(false),
             }),
         })
     }
@@ -124,6 +128,9 @@ impl PlacementClient {
         let mut backoff = inner.config.initial_backoff;
         let n = inner.channels.len();
         let mut last = String::from("no attempt");
+        if !inner.leader_known.load(Ordering::Relaxed) {
+            self.discover_leader(deadline).await;
+        }
         loop {
             let first = inner.preferred.load(Ordering::Relaxed);
             for i in 0..n {
@@ -137,10 +144,14 @@ impl PlacementClient {
                 }
                 match call(inner.channels[idx].1.clone(), left).await {
                     Ok(v) => {
-                        inner.preferred.store(idx, Ordering::Relaxed);
+                        if idx != first {
+                            inner.preferred.store(idx, Ordering::Relaxed);
+                            inner.leader_known.store(n == 1, Ordering::Relaxed);
+                        }
                         return Ok(v);
                     }
                     Err(status) if retryable(&status) => {
+                        inner.leader_known.store(n == 1, Ordering::Relaxed);
                         tracing::debug!(endpoint = %inner.channels[idx].0, code = ?status.code(), "placement call failed; trying the next member");
                         last = format!("{}: {}", inner.channels[idx].0, status.message());
                     }
@@ -156,18 +167,61 @@ impl PlacementClient {
         }
     }
 
-    /// Points the client at the leader, if a member reports one among the endpoints.
+    /// Asks the members for the leader and prefers it; its address, if a member reported
+    /// one among the endpoints. Calls do this by themselves when the leader is not known.
     pub async fn find_leader(&self) -> Result<Option<String>> {
-        let status = self.status().await?;
-        let idx = self
+        self.inner.leader_known.store(false, Ordering::Relaxed);
+        self.discover_leader(Instant::now() + self.inner.config.timeout)
+            .await;
+        Ok(self
             .inner
-            .channels
-            .iter()
-            .position(|(addr, _)| *addr == status.leader_addr);
-        if let Some(idx) = idx {
-            self.inner.preferred.store(idx, Ordering::Relaxed);
+            .leader_known
+            .load(Ordering::Relaxed)
+            .then(|| self.preferred_endpoint().to_owned()))
+    }
+
+    /// The member calls go to first (the leader once discovered).
+    pub fn preferred_endpoint(&self) -> &str {
+        &self.inner.channels
+            [self.inner.preferred.load(Ordering::Relaxed) % self.inner.channels.len()]
+        .0
+    }
+
+    /// Asks members, in turn, who leads; points `preferred` at the leader if it is one of
+    /// the endpoints. Best effort: failures leave the preference as it was.
+    async fn discover_leader(&self, deadline: Instant) {
+        let inner = &self.inner;
+        let n = inner.channels.len();
+        if n == 1 {
+            inner.leader_known.store(true, Ordering::Relaxed);
+            return;
         }
-        Ok(idx.map(|i| self.inner.channels[i].0.clone()))
+        let first = inner.preferred.load(Ordering::Relaxed);
+        for i in 0..n {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1));
+            if left.is_zero() {
+                return;
+            }
+            let svc = inner.channels[(first + i) % n].1.clone();
+            let Ok(status) = ClusterClient::new(svc)
+                .status(request(pb::StatusRequest {}, left))
+                .await
+            else {
+                continue;
+            };
+            let status = status.into_inner();
+            if let Some(idx) = inner
+                .channels
+                .iter()
+                .position(|(addr, _)| *addr == status.leader_addr)
+            {
+                inner.preferred.store(idx, Ordering::Relaxed);
+                inner.leader_known.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
     }
 
     pub async fn put(

@@ -27,6 +27,11 @@ async fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
             .await
             .unwrap();
     }
+    // The client found the new leader by itself.
+    assert_eq!(
+        client.preferred_endpoint(),
+        cluster.configs[new].listen.to_string()
+    );
     // The old leader comes back as a follower and catches up from the log.
     cluster.restart(old).await;
     let back = cluster.client_of(old, Duration::from_secs(5));

@@ -55,9 +55,14 @@ async fn writes_to_any_member_are_readable_linearizably_from_every_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revisions_versions_and_transactions_follow_etcd() {
     let cluster = Cluster::start(3, |_| {}).await;
-    cluster.wait_leader().await;
+    let leader = cluster.wait_leader().await;
     let c = cluster.client();
     let r1 = c.put("a", "1").await.unwrap().header.unwrap().revision;
+    // The first call asked a member who leads and went there.
+    assert_eq!(
+        c.preferred_endpoint(),
+        cluster.configs[leader].listen.to_string()
+    );
     let r2 = c.put("a", "2").await.unwrap().header.unwrap().revision;
     assert_eq!(r2, r1 + 1);
     let kv = c.get("a").await.unwrap().unwrap();
