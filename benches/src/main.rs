@@ -50,6 +50,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
 
 async fn run_scenario(kind: Kind, args: RunArgs) -> anyhow::Result<bool> {
     let scenario = args.scenario(kind).map_err(anyhow::Error::msg)?;
+    // Every client is a socket: raise the soft open-file limit, fail clearly if too low.
+    compare::memory::ensure_fd_limit(scenario.publishers + scenario.subscribers)?;
     let tls = if args.tls {
         let host = args.addr[0]
             .rsplit_once(':')

@@ -87,11 +87,13 @@ fn panel(out: &mut String, top: f64, label: &str, series: &[Series<'_>]) {
         .max()
         .unwrap_or(0)
         .max(2);
-    let max = series
-        .iter()
-        .flat_map(|s| s.values.iter().copied())
-        .fold(0.0f64, f64::max)
-        .max(1e-9);
+    let max = nice_ceiling(
+        series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .fold(0.0f64, f64::max)
+            * 1.05,
+    );
     let _ = writeln!(
         out,
         r##"<rect x="{LEFT}" y="{top}" width="{w}" height="{PANEL}" fill="none" stroke="#888"/>"##
@@ -153,6 +155,19 @@ fn panel(out: &mut String, top: f64, label: &str, series: &[Series<'_>]) {
     }
 }
 
+/// The smallest 1, 2, 2.5 or 5 × 10^k at or above `v`, so axis ticks are round.
+fn nice_ceiling(v: f64) -> f64 {
+    if v.is_nan() || v <= 0.0 || v.is_infinite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&c| c >= v)
+        .unwrap_or(10.0 * magnitude)
+}
+
 /// 1234567 → "1.23M".
 fn short(v: f64) -> String {
     match v {
@@ -199,5 +214,9 @@ mod tests {
         let first_line = svg.lines().find(|l| l.contains("<polyline")).unwrap();
         assert_eq!(first_line.matches(',').count(), 5, "{first_line}");
         assert_eq!(short(1_234_567.0), "1.23M");
+        assert_eq!(nice_ceiling(10_500.0), 20_000.0);
+        assert_eq!(nice_ceiling(0.81), 1.0);
+        assert_eq!(nice_ceiling(2.2), 2.5);
+        assert_eq!(nice_ceiling(0.0), 1.0);
     }
 }

@@ -129,18 +129,26 @@ impl Report {
         let rate = self
             .rate
             .map_or("unlimited".into(), |r| format!("{r} msg/s"));
-        let _ = writeln!(
-            s,
-            "{} against {} — {} pub, {} sub, MQTT {}, {} B, {} per publisher, client {}",
-            self.scenario,
-            self.target,
-            self.publishers,
-            self.subscribers,
-            self.mqtt,
-            self.payload_size,
-            rate,
-            self.client
-        );
+        if self.scenario == "conn" {
+            let _ = writeln!(
+                s,
+                "conn against {} — {} clients, MQTT {}, client {}",
+                self.target, self.subscribers, self.mqtt, self.client
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{} against {} — {} pub, {} sub, MQTT {}, {} B, {} per publisher, client {}",
+                self.scenario,
+                self.target,
+                self.publishers,
+                self.subscribers,
+                self.mqtt,
+                self.payload_size,
+                rate,
+                self.client
+            );
+        }
         let c = &self.connections;
         let _ = writeln!(
             s,
@@ -175,6 +183,15 @@ impl Report {
                 "max"
             );
             for (qos, r) in &self.by_qos {
+                if self.subscribers == 0 {
+                    // Publishers only: nothing was received here.
+                    let _ = writeln!(
+                        s,
+                        "{qos:<4} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}",
+                        r.sent, r.acked, "-", "-", "-", "-"
+                    );
+                    continue;
+                }
                 let t = &r.tally;
                 let lost = if qos != "0" && t.lost > 0 {
                     format!("{red}{:>8}{reset}", t.lost)
@@ -236,6 +253,8 @@ mod tests {
     fn report_with_loss(qos: &str, lost: u64) -> Report {
         let mut r = Report {
             scenario: "p2p".into(),
+            publishers: 1,
+            subscribers: 1,
             ..Default::default()
         };
         r.by_qos.insert(
