@@ -28,6 +28,7 @@ pub mod process;
 pub mod propagation;
 mod registry;
 pub mod runtime;
+mod signal;
 mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -38,6 +39,7 @@ pub use http::{serve, Readiness};
 pub use identity::Identity;
 pub use logging::LogFormat;
 pub use registry::{namespaced, new_registry, NAMESPACE};
+pub use signal::shutdown_signal;
 pub use telemetry::{
     init, init_for_tests, init_with_env, TelemetryConfig, TelemetryGuard, DEFAULT_TRACE_FILTER,
 };

@@ -80,25 +80,9 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let telemetry =
         common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
     let server = Server::bind(config, &identity).await?;
-    server.run(shutdown_signal()).await;
+    server.run(common_metrics::shutdown_signal()).await;
     telemetry.shutdown();
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn passwd(file: &std::path::Path, user: &str) -> anyhow::Result<()> {

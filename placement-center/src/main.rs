@@ -76,24 +76,8 @@ async fn run(config: PlacementConfig) -> anyhow::Result<()> {
     let telemetry =
         common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
     let node = Node::start(config, &identity).await?;
-    shutdown_signal().await;
+    common_metrics::shutdown_signal().await;
     node.shutdown().await;
     telemetry.shutdown();
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
