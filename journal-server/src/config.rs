@@ -34,6 +34,8 @@ pub struct JournalConfig {
     pub nodes: Vec<NodeConfig>,
     /// Shards this node serves from config (created at start when missing).
     pub shards: Vec<ShardConfig>,
+    /// Membership in the placement center (`[placement]`); off without endpoints.
+    pub placement: PlacementCenterConfig,
     pub telemetry: common_metrics::TelemetryConfig,
 }
 
@@ -48,6 +50,7 @@ impl Default for JournalConfig {
             replication: ReplicationConfig::default(),
             nodes: Vec::new(),
             shards: Vec::new(),
+            placement: PlacementCenterConfig::default(),
             telemetry: Default::default(),
         }
     }
@@ -206,6 +209,64 @@ pub struct ShardConfig {
     pub replicas: Vec<NodeId>,
 }
 
+/// Registration in the placement center: this node appears under
+/// `/cluster/nodes/journal/{node_id}` while it lives (a lease kept alive). Discovery only:
+/// replication still uses `[[nodes]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementCenterConfig {
+    /// gRPC addresses (`host:port`) of the placement center's members; empty: do not
+    /// register.
+    pub endpoints: Vec<String>,
+    /// Lease time to live: a node that stops renewing disappears this long after.
+    pub lease_ttl_secs: i64,
+    /// The gRPC address published for others to dial; `None`: `listen` (which must then
+    /// not be an unspecified address such as 0.0.0.0).
+    pub advertise: Option<String>,
+}
+
+impl Default for PlacementCenterConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            lease_ttl_secs: 5,
+            advertise: None,
+        }
+    }
+}
+
+impl PlacementCenterConfig {
+    /// Whether this node registers at all.
+    pub fn enabled(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+
+    fn validate(&self, listen: SocketAddr) -> Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.endpoints.iter().any(|e| e.trim().is_empty()) {
+            return Err("placement.endpoints: empty address".into());
+        }
+        if self.lease_ttl_secs < 1 {
+            return Err("placement.lease_ttl_secs: must be at least 1".into());
+        }
+        match &self.advertise {
+            Some(a)
+                if !a
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
+            {
+                Err(format!("placement.advertise: {a:?} is not HOST:PORT"))
+            }
+            None if listen.ip().is_unspecified() => Err(format!(
+                "placement.advertise: required when listen is {listen} (others cannot dial it)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Checks a shard name: it becomes a directory name.
 pub fn validate_shard_name(name: &str) -> Result<(), String> {
     let ok_len = !name.is_empty() && name.len() <= 200;
@@ -314,6 +375,7 @@ impl JournalConfig {
                 self.nodes.len().max(1)
             ));
         }
+        self.placement.validate(self.listen)?;
         for (i, shard) in self.shards.iter().enumerate() {
             validate_shard_name(&shard.name).map_err(|e| format!("shards[{i}].name: {e}"))?;
             for id in &shard.replicas {
@@ -350,6 +412,27 @@ mod tests {
             format!("{:?}", d.replication)
         );
         assert!(c.nodes.is_empty() && c.shards.is_empty());
+        assert_eq!(c.placement, d.placement);
+    }
+
+    #[test]
+    fn placement_registration_rules() {
+        let mut c = JournalConfig::default();
+        assert!(!c.placement.enabled());
+        c.placement.endpoints = vec!["127.0.0.1:1228".into()];
+        assert!(c.validate().is_ok());
+        c.placement.lease_ttl_secs = 0;
+        assert!(c.validate().unwrap_err().contains("lease_ttl_secs"));
+        c.placement.lease_ttl_secs = 5;
+        c.listen = "0.0.0.0:2228".parse().unwrap();
+        assert!(c.validate().unwrap_err().contains("placement.advertise"));
+        c.placement.advertise = Some("journal-0.journal:2228".into());
+        assert!(c.validate().is_ok());
+        c.placement.advertise = Some("journal-0".into());
+        assert!(c.validate().unwrap_err().contains("HOST:PORT"));
+        // Without endpoints nothing registers, so nothing is checked.
+        c.placement.endpoints.clear();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

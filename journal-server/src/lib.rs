@@ -6,8 +6,8 @@
 //! one fsync between concurrent appends), `replication` (leader/follower roles, ISR, high
 //! watermark, elections), `shard` (one shard replica: all of the above), `placement`
 //! (which nodes hold which shard), `node` (every shard on this node), `service` (tonic
-//! client and peer APIs), `server` (startup and shutdown), `metrics`, `client` (a
-//! leader-following client).
+//! client and peer APIs), `server` (startup and shutdown), `membership` (registration in
+//! the placement center), `metrics`, `client` (a leader-following client).
 
 pub mod client;
 pub mod clock;
@@ -17,6 +17,7 @@ pub mod error;
 mod fsutil;
 pub mod group_commit;
 pub mod log;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod placement;

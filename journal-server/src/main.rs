@@ -28,6 +28,14 @@ struct Cli {
     /// Data directory (overrides `data_dir`).
     #[arg(long, env = "JOURNAL_SERVER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Placement center members to register with, comma separated (overrides
+    /// `placement.endpoints`).
+    #[arg(
+        long,
+        env = "JOURNAL_SERVER_PLACEMENT_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    placement_endpoints: Option<Vec<String>>,
     /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
     #[arg(long)]
     log_format: Option<common_metrics::LogFormat>,
@@ -50,6 +58,13 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(endpoints) = cli.placement_endpoints {
+        config.placement.endpoints = endpoints
+            .into_iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
     }
     if let Some(format) = cli.log_format {
         config.telemetry.log_format = format;

@@ -1,6 +1,7 @@
 //! Startup and shutdown: register metrics, open (recover) every shard, bind the gRPC and
-//! metrics listeners, serve until the shutdown signal, then drain and close the shards
-//! (their writers sync what they wrote).
+//! metrics listeners, serve (and register in the placement center, when configured) until
+//! the shutdown signal, then deregister, drain and close the shards (their writers sync
+//! what they wrote).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::JournalConfig;
 use crate::error::{ConfigError, JournalError, Result};
+use crate::membership::Membership;
 use crate::metrics::{JournalCollector, JournalMetrics};
 use crate::node::{JournalNode, ShardMap};
 use crate::placement::{Placement, StaticPlacement};
@@ -35,6 +37,8 @@ pub struct Server {
     registry: Arc<Registry>,
     readiness: Readiness,
     grpc_metrics: GrpcServerMetrics,
+    /// Registration in the placement center, started once serving; `None`: not configured.
+    membership: Option<Membership>,
 }
 
 impl Server {
@@ -71,6 +75,9 @@ impl Server {
             Some(addr) => Some(bind(addr, "metrics endpoint").await?),
             None => None,
         };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let membership =
+            Membership::new(&config, config.listen, metrics_addr, client_metrics.clone())?;
         let placement: Arc<dyn Placement> = Arc::new(StaticPlacement::from_config(&config));
         let peers = Arc::new(Peers::new(
             placement.nodes(),
@@ -86,6 +93,7 @@ impl Server {
             registry: Arc::new(registry),
             readiness: Readiness::new(),
             grpc_metrics,
+            membership,
         })
     }
 
@@ -150,7 +158,14 @@ impl Server {
             .serve_with_incoming_shutdown(incoming, drained.clone().cancelled_owned());
         tokio::pin!(serve);
         tracing::info!(addr = ?grpc_addr, node_id = node.node_id(), "journal server ready");
-        self.readiness.set_ready(true);
+        // With a placement center, ready only once registered there.
+        let joining = match self.membership {
+            Some(membership) => Some(membership.start(self.readiness.clone())),
+            None => {
+                self.readiness.set_ready(true);
+                None
+            }
+        };
 
         let served = tokio::select! {
             result = &mut serve => Some(result),
@@ -158,6 +173,10 @@ impl Server {
         };
         tracing::info!("shutting down: draining requests, then closing shards");
         self.readiness.set_not_ready("shutting down");
+        // Leave the cluster first, so that nobody is sent here while we drain.
+        if let Some(joining) = joining {
+            joining.leave().await;
+        }
         health
             .set_not_serving::<JournalServer<JournalService>>()
             .await;

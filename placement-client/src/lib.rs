@@ -15,6 +15,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Cluster membership: nodes register under `/cluster/nodes/{kind}/{id}` with
+//! [`PlacementClient::register`] (a lease kept alive, an epoch for fencing) and follow each
+//! other with [`PlacementClient::watch_members`].
+//!
 //! Writes are retried when a member fails mid-call, so a write may apply twice if the
 //! member died after proposing it (at-least-once); use `txn` with a revision compare where
 //! that matters.
@@ -22,10 +26,14 @@
 mod client;
 mod error;
 mod lease;
+mod membership;
 mod watch;
 
 pub use client::{ClientConfig, PlacementClient};
 pub use error::{Error, Result};
 pub use lease::LeaseKeeper;
+pub use membership::{
+    kind_prefix, node_key, Member, Members, NodeInfo, Registration, NODES_PREFIX,
+};
 pub use robustmq_proto::placement as pb;
 pub use watch::WatchStream;

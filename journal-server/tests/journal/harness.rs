@@ -60,7 +60,15 @@ pub struct InProcess {
 }
 
 impl InProcess {
+    /// Starts a server and waits until `/readyz` says ready.
     pub async fn start(config: JournalConfig) -> Self {
+        let s = Self::spawn(config).await;
+        wait_ready(s.metrics, STARTUP, String::new).await;
+        s
+    }
+
+    /// Starts a server without waiting for it to be ready.
+    pub async fn spawn(config: JournalConfig) -> Self {
         let identity = common_metrics::Identity::from_lookup("journal-server", "test", |_| None);
         let server = Server::bind(config, &identity).await.expect("server binds");
         let grpc = server.grpc_addr();
@@ -69,14 +77,12 @@ impl InProcess {
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
-        let s = Self {
+        Self {
             grpc,
             metrics,
             stop: Some(stop),
             task,
-        };
-        wait_ready(s.metrics, STARTUP, String::new).await;
-        s
+        }
     }
 
     pub async fn client(&self) -> Rpc<Channel> {
@@ -170,6 +176,16 @@ pub struct Process {
 impl Process {
     /// Starts the binary with `config` written to a file (ports inside it).
     pub fn spawn(config_text: &str, grpc: SocketAddr, metrics: SocketAddr) -> Self {
+        Self::spawn_with_args(config_text, grpc, metrics, &[])
+    }
+
+    /// Like [`Process::spawn`], with extra command-line arguments.
+    pub fn spawn_with_args(
+        config_text: &str,
+        grpc: SocketAddr,
+        metrics: SocketAddr,
+        args: &[&str],
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let config = logs.path().join("journal.toml");
         std::fs::write(&config, config_text).unwrap();
@@ -179,11 +195,13 @@ impl Process {
             .arg("--config")
             .arg(&config)
             .args(["--log-format", "json"])
+            .args(args)
             .env_remove("JOURNAL_SERVER_CONFIG")
             .env_remove("JOURNAL_SERVER_LISTEN")
             .env_remove("JOURNAL_SERVER_METRICS_LISTEN")
             .env_remove("JOURNAL_SERVER_DATA_DIR")
             .env_remove("JOURNAL_SERVER_NODE_ID")
+            .env_remove("JOURNAL_SERVER_PLACEMENT_ENDPOINTS")
             .env("RUST_LOG", "info,journal_server=debug")
             .stdin(Stdio::null())
             .stdout(out)

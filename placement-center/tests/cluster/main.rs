@@ -5,4 +5,5 @@ mod failover;
 mod harness;
 mod kv;
 mod membership;
+mod membership_nodes;
 mod watch_lease;
