@@ -1,0 +1,184 @@
+//! The `local-cluster` command: build the binaries, start the cluster, print its
+//! endpoints, show a live status line, and stop everything in order on Ctrl-C/SIGTERM
+//! (a second Ctrl-C kills at once).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::binaries::{cargo_build, default_bin_dir};
+use crate::cluster::LocalCluster;
+use crate::error::{Error, Result};
+use crate::process::StopOutcome;
+use crate::status::{render, RateMeter};
+use crate::table::{render_endpoints, render_leader};
+use crate::{prometheus, root};
+use crate::{ClusterPlan, Service};
+
+/// What the command line asks for.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// Root of data directories and logs.
+    pub data_dir: PathBuf,
+    /// Wipe `data_dir` before starting.
+    pub fresh: bool,
+    /// Where the service binaries are; default: beside this executable.
+    pub bin_dir: Option<PathBuf>,
+    /// Run `$CARGO build` first when started by cargo.
+    pub build: bool,
+    /// Also run Prometheus, if installed.
+    pub prometheus: bool,
+    /// Added to every port of the table.
+    pub port_offset: u16,
+    /// How long each tier may take to get ready.
+    pub ready_timeout: Duration,
+    /// How often the status line is refreshed.
+    pub status_interval: Duration,
+}
+
+/// Ctrl-C and SIGTERM, listened to from the start so that neither kills the launcher
+/// with its children still running.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        let install = |kind| signal(kind).map_err(Error::io("installing a signal handler"));
+        Ok(StopSignals {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// Runs the command until a stop signal; how each process ended (empty if interrupted
+/// before the cluster was up).
+pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
+    let mut signals = StopSignals::install()?;
+    let bin_dir = options.bin_dir.clone().unwrap_or_else(default_bin_dir);
+    match std::env::var_os("CARGO") {
+        Some(cargo) if options.build => {
+            println!("building placement-center, journal-server and mqtt-broker …");
+            tokio::select! {
+                built = cargo_build(cargo.as_ref(), &bin_dir, &Service::ALL) => built?,
+                _ = signals.recv() => return Ok(Vec::new()),
+            }
+        }
+        _ => {}
+    }
+    if options.fresh {
+        root::wipe(&options.data_dir)?;
+    }
+    let mut plan = ClusterPlan::local_with_offset(&options.data_dir, options.port_offset)?
+        .with_bin_dir(bin_dir);
+    plan.ready_timeout = options.ready_timeout;
+    println!(
+        "starting 3 × placement-center, 3 × journal-server, 3 × mqtt-broker under {} …",
+        plan.root.display()
+    );
+    let mut cluster = tokio::select! {
+        started = LocalCluster::start(plan) => started?,
+        _ = signals.recv() => {
+            eprintln!("interrupted during start-up: the processes started so far were killed");
+            return Ok(Vec::new());
+        }
+    };
+    let mut prometheus = None;
+    if options.prometheus {
+        match prometheus::start(cluster.plan()).await {
+            Ok(Some(child)) => prometheus = Some(child),
+            Ok(None) => eprintln!(
+                "prometheus is not installed (apt-get install prometheus); continuing without it"
+            ),
+            Err(e) => eprintln!("prometheus not started: {e}; continuing without it"),
+        }
+    }
+    let url = prometheus
+        .as_ref()
+        .map(|_| format!("http://{}", cluster.plan().prometheus));
+    println!("\n{}", render_endpoints(cluster.plan(), url.as_deref()));
+    let leader = cluster
+        .placement_client()
+        .status()
+        .await
+        .ok()
+        .map(|s| s.leader_id);
+    println!(
+        "{}",
+        render_leader(cluster.plan(), leader.filter(|&id| id != 0))
+    );
+    println!("Ctrl-C stops the cluster.\n");
+
+    watch(&mut cluster, &mut signals, options.status_interval).await?;
+
+    println!("stopping brokers → journal → placement (SIGTERM, SIGKILL after {:?}); Ctrl-C again kills at once", cluster.plan().stop_timeout);
+    let grace = cluster.plan().stop_timeout;
+    let mut outcomes = Vec::new();
+    if let Some(mut prometheus) = prometheus {
+        outcomes.push(prometheus.terminate(grace).await?);
+    }
+    tokio::select! {
+        stopped = cluster.stop() => outcomes.extend(stopped?),
+        _ = signals.recv() => eprintln!("second signal: killed every process"),
+    }
+    Ok(outcomes)
+}
+
+/// The status line every `interval` until a stop signal; unexpected exits are reported
+/// loudly with the end of the process's log.
+async fn watch(
+    cluster: &mut LocalCluster,
+    signals: &mut StopSignals,
+    interval: Duration,
+) -> Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut meter = RateMeter::default();
+    loop {
+        tokio::select! {
+            _ = signals.recv() => break,
+            _ = ticks.tick() => {}
+        }
+        for exited in cluster.reap_exited()? {
+            if tty {
+                println!();
+            }
+            eprintln!(
+                "\n!!! {} EXITED UNEXPECTEDLY ({}); last lines of {}:\n{}\n",
+                exited.name,
+                exited.status,
+                exited.log.display(),
+                exited.tail
+            );
+        }
+        let status = cluster.status().await;
+        let rates = meter.update(
+            Instant::now(),
+            status.messages_received,
+            status.messages_delivered,
+        );
+        let line = render(&status, rates);
+        if tty {
+            print!("\r\x1b[2K{line}");
+            let _ = std::io::stdout().flush();
+        } else {
+            println!("{line}");
+        }
+    }
+    if tty {
+        println!();
+    }
+    Ok(())
+}
