@@ -14,6 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let fds = protox::compile(&files, ["protos"])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Forwarded MQTT payloads stay `Bytes` end to end: no copy from the publisher's read
+    // buffer into the request, none from the request into the subscribers' deliveries.
+    tonic_prost_build::configure()
+        .bytes(".robustmq.broker")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mqtt_broker::message::Message;
-use mqtt_broker::router::Router;
+use mqtt_broker::router::{Router, SharedSelection};
 use mqtt_broker::session::{Session, Subscription};
 use mqtt_codec::{QoS, SubscriptionOptions};
 
@@ -61,13 +61,13 @@ fn route(c: &mut Criterion) {
         let mut out = Vec::new();
         group.bench_with_input(BenchmarkId::new("match_3_of", n), &n, |b, _| {
             b.iter(|| {
-                router.route(&hit, &mut out);
+                router.route(&hit, SharedSelection::All, &mut out);
                 assert_eq!(out.len(), 2, "device (merged literal and +) and watcher");
             })
         });
         group.bench_with_input(BenchmarkId::new("no_match_of", n), &n, |b, _| {
             b.iter(|| {
-                router.route(&miss, &mut out);
+                router.route(&miss, SharedSelection::All, &mut out);
                 assert!(out.is_empty());
             })
         });

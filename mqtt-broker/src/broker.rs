@@ -1,5 +1,6 @@
 //! The broker's shared state and the operations connections perform on it: publish a
-//! message, deliver retained messages, publish or schedule a will, release a session.
+//! message (locally and, in a cluster, to the peers the route table names), deliver
+//! retained messages, publish or schedule a will, release a session.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acl::Acl;
 use crate::auth::Authenticator;
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::message::{Delivery, Message, Will};
 use crate::metrics::{BrokerMetrics, DropReason};
 use crate::retained::{MemoryRetainedStore, RetainedStore};
-use crate::router::{Router, Target};
+use crate::router::{Router, SharedSelection, Target};
 use crate::session::{Enqueued, QueueLimits, Session, SessionRegistry, Subscription};
 use crate::sys::SysStats;
 
@@ -24,12 +26,14 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub router: Router,
     pub sessions: SessionRegistry,
-    pub retained: Box<dyn RetainedStore>,
+    pub retained: Arc<dyn RetainedStore>,
     pub auth: Authenticator,
     pub acl: Acl,
     pub metrics: BrokerMetrics,
     /// Counters behind the `$SYS` topics.
     pub stats: SysStats,
+    /// Membership, routes and forwarding when the broker is part of a cluster.
+    pub cluster: Option<Arc<Cluster>>,
     /// Cancelled when the broker shuts down; every task watches it.
     pub shutdown: CancellationToken,
     /// Source of connection numbers (session ownership checks, logs).
@@ -44,16 +48,18 @@ impl Broker {
         auth: Authenticator,
         acl: Acl,
         metrics: BrokerMetrics,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         Self {
             config,
             router: Router::default(),
             sessions: SessionRegistry::default(),
-            retained: Box::new(MemoryRetainedStore::default()),
+            retained: Arc::new(MemoryRetainedStore::default()),
             auth,
             acl,
             metrics,
             stats: SysStats::default(),
+            cluster,
             shutdown: CancellationToken::new(),
             next_conn_id: AtomicU64::new(1),
             started: Instant::now(),
@@ -72,26 +78,80 @@ impl Broker {
         }
     }
 
-    /// Publishes a message: updates the retained store if it is retained, then queues
-    /// it for every matching session. `scratch` is reused across calls to avoid an
-    /// allocation per message. Returns the number of sessions it was queued for.
-    pub fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> usize {
+    /// Publishes a message from a client (or a will): stores it if it is retained, queues
+    /// it for every matching local session and, in a cluster, forwards it once to each
+    /// peer with matching subscribers. QoS 1/2 waits here for room in a peer's forward
+    /// queue (backpressure). `scratch` is reused across calls to avoid an allocation per
+    /// message. Returns the number of local sessions and peers it went to.
+    pub async fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> usize {
         if message.retain {
-            self.retained.retain(message.clone());
-            self.metrics.retained.set(self.retained.len() as i64);
+            self.store_retained(&message).await;
         }
-        self.router.route(&message, scratch);
-        if scratch.is_empty() {
-            // Broker-originated messages ($SYS) with no audience are not drops.
-            if !message.publisher.is_empty() {
-                self.metrics
-                    .dropped(message.qos, DropReason::no_subscribers);
+        let Some(cluster) = &self.cluster else {
+            return self.deliver_counted(&message, SharedSelection::All, scratch);
+        };
+        let plan = cluster.plan(&message);
+        if plan.nodes.is_empty() {
+            return self.deliver_counted(&message, SharedSelection::All, scratch);
+        }
+        let local = self.deliver_local(
+            &message,
+            SharedSelection::Except(&plan.remote_groups),
+            scratch,
+        );
+        local + cluster.forward(&message, plan).await
+    }
+
+    /// Updates the retained store: cluster-wide through the placement center when
+    /// clustered (a failure is logged and counted; the message is still delivered).
+    async fn store_retained(&self, message: &Arc<Message>) {
+        match &self.cluster {
+            Some(cluster) if crate::cluster::retained::is_shared(&message.topic) => {
+                if let Err(e) = cluster.retain(message).await {
+                    self.metrics.packet_error("retain_failed");
+                    tracing::error!(topic = %message.topic, error = %e, "retained message not stored cluster-wide");
+                }
             }
-            return 0;
+            _ => {
+                self.retained.retain(message.clone());
+                self.metrics.retained.set(self.retained.len() as i64);
+            }
         }
+    }
+
+    /// [`Broker::deliver_local`], counting a message nobody receives as dropped.
+    fn deliver_counted(
+        &self,
+        message: &Arc<Message>,
+        shared: SharedSelection<'_>,
+        scratch: &mut Vec<Target>,
+    ) -> usize {
+        self.router.route(message, shared, scratch);
+        // Broker-originated messages ($SYS) with no audience are not drops.
+        if scratch.is_empty() && !message.publisher.is_empty() {
+            self.metrics
+                .dropped(message.qos, DropReason::no_subscribers);
+        }
+        self.enqueue_targets(message, scratch)
+    }
+
+    /// Queues a message for the matching sessions of this node only, serving the shared
+    /// groups `shared` selects. Returns the number of sessions it was queued for.
+    pub fn deliver_local(
+        &self,
+        message: &Arc<Message>,
+        shared: SharedSelection<'_>,
+        scratch: &mut Vec<Target>,
+    ) -> usize {
+        self.router.route(message, shared, scratch);
+        self.enqueue_targets(message, scratch)
+    }
+
+    /// Queues `message` for the routed `targets` (drained); returns how many took it.
+    fn enqueue_targets(&self, message: &Arc<Message>, targets: &mut Vec<Target>) -> usize {
         let limits = self.queue_limits();
         let mut queued = 0;
-        for target in scratch.drain(..) {
+        for target in targets.drain(..) {
             let delivery = Delivery {
                 message: message.clone(),
                 qos: target.qos,
@@ -107,6 +167,58 @@ impl Broker {
             }
         }
         queued
+    }
+
+    /// Publishes a broker-originated message (`$SYS`) to this node's subscribers only.
+    pub fn publish_local(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> usize {
+        if message.retain {
+            self.retained.retain(message.clone());
+            self.metrics.retained.set(self.retained.len() as i64);
+        }
+        self.deliver_local(&message, SharedSelection::All, scratch)
+    }
+
+    /// Adds a subscription of `session` to the router and, for a new one in a cluster,
+    /// to the route table (waiting until it is visible cluster-wide). Returns whether it
+    /// replaced an existing subscription; `Err` when the route table could not be
+    /// updated, in which case the subscription is not kept.
+    pub async fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        sub: &Subscription,
+    ) -> Result<bool, crate::cluster::routes::RouteError> {
+        let existed = self.router.subscribe(session, sub);
+        if existed {
+            return Ok(true);
+        }
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) = cluster.add_route(sub).await {
+                self.router.unsubscribe(&session.client_id, sub);
+                return Err(e);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes one subscription of `client_id`; true if it existed.
+    pub fn unsubscribe(&self, client_id: &str, sub: &Subscription) -> bool {
+        let removed = self.router.unsubscribe(client_id, sub);
+        if removed {
+            if let Some(cluster) = &self.cluster {
+                cluster.remove_route(sub);
+            }
+        }
+        removed
+    }
+
+    /// Removes every subscription of a session that ended.
+    pub fn remove_session_routes(&self, session: &Session) {
+        let removed = self.router.remove_session(session);
+        if let Some(cluster) = &self.cluster {
+            for sub in &removed {
+                cluster.remove_route(sub);
+            }
+        }
     }
 
     /// Queues the retained messages matching a new subscription, as MQTT 5 Retain
@@ -147,7 +259,8 @@ impl Broker {
             .delay
             .min(Duration::from_secs(u64::from(session_expiry)));
         if delay.is_zero() {
-            self.publish_will_now(will);
+            let broker = self.clone();
+            tokio::spawn(async move { broker.publish_will_now(will).await });
             return;
         }
         let broker = self.clone();
@@ -164,12 +277,12 @@ impl Broker {
                 st.generation != generation || st.connection.is_some()
             };
             if !reconnected {
-                broker.publish_will_now(will);
+                broker.publish_will_now(will).await;
             }
         });
     }
 
-    fn publish_will_now(&self, will: Will) {
+    async fn publish_will_now(&self, will: Will) {
         let mut message = will.message;
         let username = will.username.as_deref();
         if !self.acl.check(
@@ -187,15 +300,14 @@ impl Broker {
             .map(|secs| message.received_at + Duration::from_secs(u64::from(secs)));
         self.metrics.will_published.inc();
         let mut scratch = Vec::new();
-        self.publish(Arc::new(message), &mut scratch);
+        self.publish(Arc::new(message), &mut scratch).await;
     }
 
     /// Releases a session when its connection ends: ends it now (expiry 0) or starts
     /// its expiry timer.
     pub fn release_session(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, expiry: u32) {
         if self.sessions.close(session, conn_id, expiry) {
-            self.router.remove_session(session);
-            self.update_session_gauges();
+            self.session_ended(session);
             return;
         }
         let generation = session.lock().generation;
@@ -211,10 +323,19 @@ impl Broker {
             }
             if broker.sessions.expire(&session, generation) {
                 tracing::debug!(client_id = %session.client_id, "session expired");
-                broker.router.remove_session(&session);
-                broker.update_session_gauges();
+                broker.session_ended(&session);
             }
         });
+    }
+
+    /// Cleans up after a session ended for good: its routes, and (in a cluster) its
+    /// owner record.
+    fn session_ended(&self, session: &Session) {
+        self.remove_session_routes(session);
+        self.update_session_gauges();
+        if let Some(cluster) = &self.cluster {
+            cluster.session_ended(&session.client_id);
+        }
     }
 
     /// Refreshes the session and subscription gauges.

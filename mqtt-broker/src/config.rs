@@ -22,6 +22,8 @@ pub struct BrokerConfig {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub sys: SysConfig,
+    /// Cluster membership, routing and forwarding; off unless placement endpoints are set.
+    pub cluster: ClusterConfig,
     pub telemetry: common_metrics::TelemetryConfig,
 }
 
@@ -35,6 +37,7 @@ impl Default for BrokerConfig {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             sys: SysConfig::default(),
+            cluster: ClusterConfig::default(),
             telemetry: Default::default(),
         }
     }
@@ -196,6 +199,58 @@ impl Default for SysConfig {
     }
 }
 
+/// How this broker joins a cluster. With no `placement_endpoints` the broker runs
+/// standalone and none of the rest applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This broker's node id, unique among the cluster's brokers (not 0).
+    pub node_id: u64,
+    /// The placement center's members (`host:port`, gRPC). Empty: standalone.
+    pub placement_endpoints: Vec<String>,
+    /// Where the broker-to-broker gRPC service listens.
+    pub grpc_listen: SocketAddr,
+    /// The gRPC address other brokers use to reach this one (`host:port`); default: the
+    /// bound `grpc_listen` address (set it when listening on 0.0.0.0).
+    pub advertise_grpc: Option<String>,
+    /// The MQTT address shown to operators in the node registry; default: the first
+    /// listener's address.
+    pub advertise_mqtt: Option<String>,
+    /// Seconds the registration lease lives without keep-alives: how long a crashed
+    /// broker's routes linger before the cluster notices.
+    pub lease_ttl_secs: i64,
+    /// Messages queued per peer for forwarding. QoS 0 beyond it is dropped (counted and
+    /// logged); QoS 1/2 publishers wait for room (backpressure).
+    pub forward_queue: usize,
+    /// Messages sent to a peer in one Forward call at most.
+    pub forward_batch: usize,
+    /// Seconds a placement-center call (route or retained update) may take, retries included.
+    pub placement_timeout_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            placement_endpoints: Vec::new(),
+            grpc_listen: "127.0.0.1:3228".parse().expect("valid address"),
+            advertise_grpc: None,
+            advertise_mqtt: None,
+            lease_ttl_secs: 5,
+            forward_queue: 10_000,
+            forward_batch: 256,
+            placement_timeout_secs: 10,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// True when the broker is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.placement_endpoints.is_empty()
+    }
+}
+
 impl BrokerConfig {
     /// Reads and validates a TOML file. Errors name the file and the field.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -244,6 +299,20 @@ impl BrokerConfig {
         }
         if limits.max_queued_messages == 0 {
             return Err("limits.max_queued_messages: must be at least 1".into());
+        }
+        let cluster = &self.cluster;
+        if cluster.enabled() {
+            if cluster.node_id == 0 {
+                return Err("cluster.node_id: must not be 0".into());
+            }
+            if cluster.lease_ttl_secs < 1 {
+                return Err("cluster.lease_ttl_secs: must be at least 1".into());
+            }
+            if cluster.forward_queue == 0 || cluster.forward_batch == 0 {
+                return Err(
+                    "cluster.forward_queue and cluster.forward_batch: must be at least 1".into(),
+                );
+            }
         }
         Ok(())
     }

@@ -4,11 +4,13 @@
 //! transport handshake (`transport`), `connection` turns wire packets into domain
 //! types (`message`) and owns a client's protocol state, `broker` is the shared state
 //! (routing via `router`, `session`s, `retained` messages, `auth`/`acl`), and `server`
-//! starts and stops it all. `metrics` and `sys` report on it.
+//! starts and stops it all. `metrics` and `sys` report on it. `cluster` joins brokers
+//! through the placement center and forwards messages between them.
 
 pub mod acl;
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;

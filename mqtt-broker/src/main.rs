@@ -24,6 +24,15 @@ struct Cli {
     /// Address of the /metrics, /healthz and /readyz HTTP endpoint.
     #[arg(long, env = "MQTT_BROKER_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Broker node id in the cluster (unique among brokers).
+    #[arg(long, env = "MQTT_BROKER_NODE_ID")]
+    node_id: Option<u64>,
+    /// Address of the broker-to-broker gRPC service (cluster mode).
+    #[arg(long, env = "MQTT_BROKER_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// Placement-center members, comma separated (`host:port,...`); turns cluster mode on.
+    #[arg(long, env = "MQTT_BROKER_PLACEMENT_ENDPOINTS", value_delimiter = ',')]
+    placement_endpoints: Option<Vec<String>>,
     /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
     #[arg(long)]
     log_format: Option<common_metrics::LogFormat>,
@@ -64,6 +73,15 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(addr) = cli.metrics_listen {
         config.metrics_listen = Some(addr);
+    }
+    if let Some(id) = cli.node_id {
+        config.cluster.node_id = id;
+    }
+    if let Some(addr) = cli.grpc_listen {
+        config.cluster.grpc_listen = addr;
+    }
+    if let Some(endpoints) = cli.placement_endpoints {
+        config.cluster.placement_endpoints = endpoints;
     }
     if let Some(format) = cli.log_format {
         config.telemetry.log_format = format;

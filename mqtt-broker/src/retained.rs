@@ -17,6 +17,9 @@ pub trait RetainedStore: Send + Sync + std::fmt::Debug {
     fn matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>>;
     /// Number of retained messages.
     fn len(&self) -> usize;
+    /// Removes every message whose topic does not start with `$`: the cluster-wide
+    /// ones, before a cluster mirror loads them again (`$SYS` stays per node).
+    fn clear_shared(&self);
     /// True when nothing is retained.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -87,6 +90,10 @@ impl Node {
         }
     }
 
+    fn count(&self) -> usize {
+        usize::from(self.message.is_some()) + self.children.values().map(Node::count).sum::<usize>()
+    }
+
     fn collect_all(&self, now: Instant, out: &mut Vec<Arc<Message>>) {
         out.extend(self.message.iter().filter(|m| !m.is_expired(now)).cloned());
         for child in self.children.values() {
@@ -131,6 +138,14 @@ impl RetainedStore for MemoryRetainedStore {
 
     fn len(&self) -> usize {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    fn clear_shared(&self) {
+        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let (root, count) = &mut *guard;
+        root.message = None;
+        root.children.retain(|name, _| name.starts_with('$'));
+        *count = root.count();
     }
 }
 
@@ -180,6 +195,9 @@ mod tests {
         s.retain(msg("a/b", b""));
         assert_eq!(s.len(), 3);
         assert_eq!(topics(&s, "a/+"), Vec::<String>::new());
+        s.clear_shared();
+        assert_eq!(s.len(), 1);
+        assert_eq!(topics(&s, "$SYS/#"), ["$SYS/x"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Startup and shutdown: bind every listener and the metrics endpoint, run until the
-//! shutdown signal, then stop accepting, close connections (MQTT 5 clients get
+//! Startup and shutdown: bind every listener and the metrics endpoint (and, in a
+//! cluster, the broker-to-broker gRPC service), join the cluster, run until the shutdown
+//! signal, then leave the cluster, stop accepting, close connections (MQTT 5 clients get
 //! DISCONNECT 0x8B, wills are published) and wait for them to finish.
 
 use std::future::Future;
@@ -7,8 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common_metrics::grpc::{GrpcServerLayer, GrpcServerMetrics};
 use common_metrics::{Identity, Readiness};
+use placement_client::NodeInfo;
 use prometheus_client::registry::Registry;
+use robustmq_proto::broker::broker_internal_server::BrokerInternalServer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -16,6 +20,8 @@ use tokio_util::task::TaskTracker;
 use crate::acl::Acl;
 use crate::auth::Authenticator;
 use crate::broker::Broker;
+use crate::cluster::service::BrokerInternalService;
+use crate::cluster::Cluster;
 use crate::config::{BrokerConfig, ListenerProtocol};
 use crate::error::{BrokerError, ConfigError};
 use crate::listener::Listener;
@@ -29,6 +35,9 @@ pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<Listener>,
     metrics_listener: Option<TcpListener>,
+    /// The broker-to-broker gRPC listener, in a cluster.
+    grpc_listener: Option<TcpListener>,
+    grpc_metrics: Option<GrpcServerMetrics>,
     registry: Arc<Registry>,
     readiness: Readiness,
 }
@@ -49,7 +58,27 @@ impl Server {
             None => Acl::default(),
         };
         let mut registry = common_metrics::new_registry(identity, config.telemetry.identity_labels);
-        let metrics = BrokerMetrics::register(common_metrics::namespaced(&mut registry));
+        let root = common_metrics::namespaced(&mut registry);
+        let metrics = BrokerMetrics::register(root);
+        let (cluster, grpc_listener, grpc_metrics) = if config.cluster.enabled() {
+            let addr = config.cluster.grpc_listen;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    what: "broker gRPC listener",
+                    addr,
+                    source,
+                })?;
+            let cluster =
+                Cluster::new(&config.cluster, root).map_err(|message| ConfigError::Invalid {
+                    path: "<config>".into(),
+                    message: format!("cluster.placement_endpoints: {message}"),
+                })?;
+            let grpc_metrics = GrpcServerMetrics::register(root);
+            (Some(Arc::new(cluster)), Some(listener), Some(grpc_metrics))
+        } else {
+            (None, None, None)
+        };
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for l in &config.listeners {
             listeners.push(Listener::bind(l).await?);
@@ -69,9 +98,11 @@ impl Server {
             None => None,
         };
         Ok(Self {
-            broker: Arc::new(Broker::new(config, auth, acl, metrics)),
+            broker: Arc::new(Broker::new(config, auth, acl, metrics, cluster)),
             listeners,
             metrics_listener,
+            grpc_listener,
+            grpc_metrics,
             registry: Arc::new(registry),
             readiness: Readiness::new(),
         })
@@ -92,6 +123,13 @@ impl Server {
             .and_then(|l| l.local_addr().ok())
     }
 
+    /// The bound broker-to-broker gRPC address, in a cluster.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The shared broker state (for tests and embedding).
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
@@ -99,6 +137,8 @@ impl Server {
 
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let metrics_addr = self.metrics_addr();
+        let mqtt_addr = self.listeners.first().map(|l| l.local_addr());
         let broker = self.broker;
         let tracker = TaskTracker::new();
         let limit = Arc::new(Semaphore::new(broker.config.limits.max_connections));
@@ -119,11 +159,52 @@ impl Server {
                 async move { stop.cancelled().await },
             ))
         });
-        self.readiness.set_ready(true);
+        let grpc = self
+            .grpc_listener
+            .zip(self.grpc_metrics.clone())
+            .map(|(listener, metrics)| serve_grpc(listener, metrics, broker.clone()));
+        let joined = match &broker.cluster {
+            None => {
+                self.readiness.set_ready(true);
+                None
+            }
+            Some(cluster) => {
+                let info = node_info(
+                    &broker,
+                    grpc.as_ref().and_then(|g| g.addr),
+                    mqtt_addr,
+                    metrics_addr,
+                );
+                let (cluster, broker, readiness) =
+                    (cluster.clone(), broker.clone(), self.readiness.clone());
+                readiness.set_not_ready("joining the cluster");
+                Some(tokio::spawn(async move {
+                    match cluster.join(&broker, info).await {
+                        Ok(()) => {
+                            tracing::info!(
+                                node_id = cluster.node_id(),
+                                epoch = cluster.epoch(),
+                                "joined the cluster"
+                            );
+                            readiness.set_ready(true);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "did not join the cluster"),
+                    }
+                }))
+            }
+        };
 
         shutdown.await;
-        tracing::info!("shutting down: closing listeners and connections");
+        tracing::info!("shutting down: leaving the cluster, closing listeners and connections");
         self.readiness.set_not_ready("shutting down");
+        if let Some(cluster) = &broker.cluster {
+            // Deregistering first takes this node's routes away, so peers stop
+            // forwarding to a broker that is closing its connections.
+            cluster.leave().await;
+        }
+        if let Some(joined) = joined {
+            joined.abort();
+        }
         broker.shutdown.cancel();
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
@@ -138,6 +219,76 @@ impl Server {
         if let Some(http) = http {
             let _ = http.await;
         }
+        if let Some(grpc) = grpc {
+            grpc.stop.cancel();
+            let _ = grpc.task.await;
+        }
         tracing::info!("broker stopped");
+    }
+}
+
+/// The running broker-to-broker gRPC server.
+struct GrpcServer {
+    addr: Option<SocketAddr>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves `BrokerInternal` (and gRPC health) on `listener` until stopped.
+fn serve_grpc(
+    listener: TcpListener,
+    metrics: GrpcServerMetrics,
+    broker: Arc<Broker>,
+) -> GrpcServer {
+    let addr = listener.local_addr().ok();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let until = stop.clone();
+    let task = tokio::spawn(async move {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<BrokerInternalServer<BrokerInternalService>>()
+            .await;
+        let internal = BrokerInternalServer::new(BrokerInternalService::new(broker))
+            .max_decoding_message_size(usize::MAX);
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        tracing::info!(addr = ?addr, "broker gRPC service ready");
+        let served = tonic::transport::Server::builder()
+            .layer(GrpcServerLayer::new(metrics))
+            .add_service(health_service)
+            .add_service(internal)
+            .serve_with_incoming_shutdown(incoming, until.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "broker gRPC service failed");
+        }
+    });
+    GrpcServer { addr, stop, task }
+}
+
+/// What this broker publishes about itself in the node registry.
+fn node_info(
+    broker: &Broker,
+    grpc: Option<SocketAddr>,
+    mqtt: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+) -> NodeInfo {
+    let cluster = &broker.config.cluster;
+    let grpc = cluster
+        .advertise_grpc
+        .clone()
+        .or_else(|| grpc.map(|a| a.to_string()))
+        .unwrap_or_default();
+    let mqtt = cluster
+        .advertise_mqtt
+        .clone()
+        .or_else(|| mqtt.map(|a| a.to_string()));
+    NodeInfo {
+        kind: crate::cluster::BROKER_KIND.into(),
+        id: cluster.node_id,
+        grpc,
+        metrics: metrics.map(|a| a.to_string()),
+        mqtt,
+        version: env!("CARGO_PKG_VERSION").into(),
     }
 }

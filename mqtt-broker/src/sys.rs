@@ -82,6 +82,6 @@ pub fn publish_once(broker: &Broker) {
             publisher: Default::default(),
             received_at: Instant::now(),
         };
-        broker.publish(Arc::new(message), &mut scratch);
+        broker.publish_local(Arc::new(message), &mut scratch);
     }
 }

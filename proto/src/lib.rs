@@ -4,6 +4,9 @@
 pub mod placement {
     tonic::include_proto!("robustmq.placement.v1");
 }
+pub mod broker {
+    tonic::include_proto!("robustmq.broker.v1");
+}
 pub mod journal {
     tonic::include_proto!("robustmq.journal.v1");
 }

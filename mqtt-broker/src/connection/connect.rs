@@ -1,6 +1,7 @@
 //! The CONNECT handshake: read CONNECT within the connect timeout, validate it,
-//! authenticate, open (or take over) the session, answer CONNACK and resend what was
-//! in flight when the session was last connected.
+//! authenticate, claim the session cluster-wide (taking it over from the broker that had
+//! it), open (or take over) the session, answer CONNACK and resend what was in flight
+//! when the session was last connected.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,7 +74,7 @@ where
     let metrics = broker.metrics.connection(listener.protocol, version);
     metrics.packet_received(mqtt_codec::PacketKind::Connect);
     match accept(broker, &connect, listener).await {
-        Ok(accepted) => Ok(open_session(broker, io, *connect, accepted, peer, metrics)),
+        Ok(accepted) => Ok(open_session(broker, io, *connect, accepted, peer, metrics).await),
         Err(reason) => {
             metrics.packet_sent(mqtt_codec::PacketKind::ConnAck);
             Err(refuse(&mut io, version, reason).await)
@@ -87,6 +88,8 @@ struct Accepted {
     assigned: bool,
     session_expiry: u32,
     server_keep_alive: Option<u16>,
+    /// The session's state as another broker handed it over (cluster, no clean start).
+    transferred: Option<robustmq_proto::broker::SessionState>,
 }
 
 /// Validates CONNECT and authenticates; `Err` is the CONNACK reason code.
@@ -159,11 +162,23 @@ async fn accept(
     let max_ka = limits.max_keep_alive_secs;
     let server_keep_alive =
         (v5 && max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka)).then_some(max_ka);
+    let transferred = match &broker.cluster {
+        None => None,
+        Some(cluster) => match cluster.claim_session(&client_id, c.clean_start).await {
+            Ok(state) => state,
+            Err(e) => {
+                broker.metrics.packet_error("session_claim_failed");
+                tracing::warn!(client_id = %client_id, error = %e, "cannot claim the session cluster-wide");
+                return Err(ReasonCode::SERVER_UNAVAILABLE);
+            }
+        },
+    };
     Ok(Accepted {
         client_id,
         assigned,
         session_expiry,
         server_keep_alive,
+        transferred,
     })
 }
 
@@ -213,8 +228,9 @@ fn will_of(client_id: &ByteString, username: Option<ByteString>, will: LastWill)
     }
 }
 
-/// Opens the session, answers CONNACK and resends in-flight deliveries.
-fn open_session<R, W>(
+/// Opens the session (installing one handed over by another broker), answers CONNACK and
+/// resends in-flight deliveries.
+async fn open_session<R, W>(
     broker: &Arc<Broker>,
     io: Io<R, W>,
     c: Connect,
@@ -230,11 +246,16 @@ where
     let version = c.protocol;
     let conn_id = broker.next_conn_id();
     let (kick_tx, kick_rx) = oneshot::channel();
-    let opened = broker
+    let mut opened = broker
         .sessions
         .open(&accepted.client_id, c.clean_start, conn_id, kick_tx);
+    if let Some(state) = accepted.transferred {
+        if !opened.present && install_transferred(broker, &opened.session, state).await {
+            opened.present = true;
+        }
+    }
     if let Some(old) = &opened.discarded {
-        broker.router.remove_session(old);
+        broker.remove_session_routes(old);
     }
     opened.session.lock().expiry_interval = accepted.session_expiry;
     broker.update_session_gauges();
@@ -314,6 +335,37 @@ where
         client.resend_inflight();
     }
     client
+}
+
+/// Installs a session another broker handed over: its queues as they were, and its
+/// subscriptions through the router and the route table. False when the state was
+/// malformed (the client then starts with an empty session).
+async fn install_transferred(
+    broker: &Arc<Broker>,
+    session: &Arc<crate::session::Session>,
+    state: robustmq_proto::broker::SessionState,
+) -> bool {
+    use crate::cluster::sessions;
+    let mut imported = match sessions::import(state, std::time::Instant::now()) {
+        Ok(imported) => imported,
+        Err(e) => {
+            tracing::warn!(client_id = %session.client_id, error = %e, "handed-over session refused");
+            return false;
+        }
+    };
+    sessions::install_queues(&mut session.lock(), &mut imported);
+    for (key, sub) in imported.subscriptions {
+        match broker.subscribe(session, &sub).await {
+            Ok(_) => {
+                session.lock().subscriptions.insert(key, sub);
+            }
+            Err(e) => {
+                tracing::warn!(client_id = %session.client_id, filter = %key, error = %e, "handed-over subscription dropped")
+            }
+        }
+    }
+    broker.update_session_gauges();
+    true
 }
 
 impl<R, W> Client<R, W>

@@ -23,15 +23,15 @@ where
     W: AsyncWrite + Unpin,
 {
     /// Dispatches one packet.
-    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+    pub(super) async fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         self.metrics.packet_received(packet.kind());
         match packet {
-            Packet::Publish(p) => self.handle_publish(p),
+            Packet::Publish(p) => self.handle_publish(p).await,
             Packet::PubAck(r) => self.handle_puback(r),
             Packet::PubRec(r) => self.handle_pubrec(r),
             Packet::PubRel(r) => self.handle_pubrel(r),
             Packet::PubComp(r) => self.handle_pubcomp(r),
-            Packet::Subscribe(s) => self.handle_subscribe(s),
+            Packet::Subscribe(s) => self.handle_subscribe(s).await,
             Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
             Packet::PingReq => {
                 self.send(Packet::PingResp);
@@ -81,7 +81,7 @@ where
         Ok(p.topic.clone())
     }
 
-    fn handle_publish(&mut self, p: Publish) -> Result<(), Close> {
+    async fn handle_publish(&mut self, p: Publish) -> Result<(), Close> {
         let topic = self.resolve_topic(&p)?;
         if p.qos > self.max_qos {
             return Err(self.violation(ReasonCode::QOS_NOT_SUPPORTED, "QoS above maximum"));
@@ -112,7 +112,10 @@ where
         let mut reason = self.check_publish(&topic, &p);
         if reason.is_success() {
             let message = self.message_of(topic, p.qos, p.retain, p.payload, p.properties);
-            let queued = self.broker.publish(Arc::new(message), &mut self.scratch);
+            let queued = self
+                .broker
+                .publish(Arc::new(message), &mut self.scratch)
+                .await;
             if queued == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
@@ -256,7 +259,7 @@ where
         Ok(())
     }
 
-    fn handle_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
+    async fn handle_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
         if !self.session.lock().is_owned_by(self.conn_id) {
             // Taken over: routes added now would point at a session that moved on.
             return Err(Close::TakenOver);
@@ -273,7 +276,10 @@ where
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut added = Vec::new();
         for f in &s.filters {
-            match self.subscribe_one(f, s.properties.subscription_identifier)? {
+            match self
+                .subscribe_one(f, s.properties.subscription_identifier)
+                .await?
+            {
                 Ok((sub, existed)) => {
                     codes.push(ReasonCode(sub.options.qos as u8));
                     added.push((sub, existed));
@@ -301,7 +307,7 @@ where
     /// One filter of a SUBSCRIBE: `Ok(Err(code))` refuses just this filter; `Err`
     /// closes the connection.
     #[allow(clippy::type_complexity)]
-    fn subscribe_one(
+    async fn subscribe_one(
         &mut self,
         f: &SubscribeFilter,
         id: Option<u32>,
@@ -349,7 +355,13 @@ where
             },
             id,
         };
-        let existed = self.broker.router.subscribe(&self.session, &sub);
+        let existed = match self.broker.subscribe(&self.session, &sub).await {
+            Ok(existed) => existed,
+            Err(e) => {
+                tracing::warn!(client_id = %self.client_id, error = %e, "subscription refused: route table unavailable");
+                return Ok(Err(ReasonCode::UNSPECIFIED_ERROR));
+            }
+        };
         self.session
             .lock()
             .subscriptions
@@ -367,7 +379,7 @@ where
             let removed = self.session.lock().subscriptions.remove(filter);
             let code = match removed {
                 Some(sub) => {
-                    self.broker.router.unsubscribe(&self.client_id, &sub);
+                    self.broker.unsubscribe(&self.client_id, &sub);
                     ReasonCode::SUCCESS
                 }
                 None => ReasonCode::NO_SUBSCRIPTION_EXISTED,

@@ -163,7 +163,7 @@ where
                             self.last_read = Instant::now();
                             self.metrics.bytes_received.inc_by(n as u64);
                             SysStats::add(&self.broker.stats.bytes_received, n as u64);
-                            if let Err(close) = self.process_input() {
+                            if let Err(close) = self.process_input().await {
                                 return close;
                             }
                         }
@@ -178,10 +178,10 @@ where
     }
 
     /// Handles every whole packet in the read buffer.
-    fn process_input(&mut self) -> Result<(), Close> {
+    async fn process_input(&mut self) -> Result<(), Close> {
         loop {
             match self.io.next_packet(Some(self.version)) {
-                Ok(Some(packet)) => self.handle(packet)?,
+                Ok(Some(packet)) => self.handle(packet).await?,
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     self.broker.metrics.packet_error(e.kind());

@@ -4,6 +4,9 @@
 //! the read lock to match, SUBSCRIBE/UNSUBSCRIBE take the write lock. Matching yields
 //! one [`Target`] per session (overlapping subscriptions merged: the highest QoS and
 //! every subscription identifier, MQTT 5 §3.3.4) plus one member per shared group.
+//! In a cluster a shared group may have members on several nodes; the publishing node
+//! picks the node per message and [`SharedSelection`] tells the local match which
+//! groups it serves.
 
 mod trie;
 
@@ -34,6 +37,36 @@ pub struct Target {
     /// True when some matching subscription has Retain As Published.
     pub retain_as_published: bool,
     pub subscription_ids: Vec<u32>,
+}
+
+/// A shared-subscription group as the cluster names it: group name and filter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SharedKey {
+    pub group: ByteString,
+    pub filter: ByteString,
+}
+
+/// Which shared-subscription groups one local delivery serves.
+#[derive(Debug, Clone, Copy)]
+pub enum SharedSelection<'a> {
+    /// Every matching group: standalone, or no group has members elsewhere.
+    All,
+    /// Every matching group but these: another node delivers them this time.
+    Except(&'a [SharedKey]),
+    /// Only these: a forwarded message, for the groups its publishing node chose us for.
+    Only(&'a [SharedKey]),
+}
+
+impl SharedSelection<'_> {
+    fn includes(&self, group: &str, filter: &str) -> bool {
+        let listed =
+            |keys: &[SharedKey]| keys.iter().any(|k| k.group == group && k.filter == filter);
+        match self {
+            Self::All => true,
+            Self::Except(keys) => !listed(keys),
+            Self::Only(keys) => listed(keys),
+        }
+    }
 }
 
 /// The subscription table of this broker.
@@ -87,22 +120,25 @@ impl Router {
         removed
     }
 
-    /// Removes every subscription of a session that ended.
-    pub fn remove_session(&self, session: &Session) {
-        let subs: Vec<Subscription> = session.lock().subscriptions.values().cloned().collect();
+    /// Removes every subscription of a session that ended; returns those it held.
+    pub fn remove_session(&self, session: &Session) -> Vec<Subscription> {
+        let mut subs: Vec<Subscription> = session.lock().subscriptions.values().cloned().collect();
         let mut trie = self.trie.write().unwrap_or_else(|e| e.into_inner());
-        for sub in subs {
-            if trie
+        subs.retain(|sub| {
+            let removed = trie
                 .remove(sub.share_group.as_deref(), &sub.filter, &session.client_id)
-                .is_some()
-            {
+                .is_some();
+            if removed {
                 self.len.fetch_sub(1, Ordering::Relaxed);
             }
-        }
+            removed
+        });
+        subs
     }
 
-    /// Collects the targets of `message` into `out` (cleared first; reuse it across calls).
-    pub fn route(&self, message: &Message, out: &mut Vec<Target>) {
+    /// Collects the targets of `message` into `out` (cleared first; reuse it across
+    /// calls), serving the shared groups `shared` selects.
+    pub fn route(&self, message: &Message, shared: SharedSelection<'_>, out: &mut Vec<Target>) {
         out.clear();
         let trie = self.trie.read().unwrap_or_else(|e| e.into_inner());
         let mut nodes = 0;
@@ -114,7 +150,10 @@ impl Router {
                 }
                 out.push(target(entry, message.qos));
             }
-            for (_, group) in node.shared_groups() {
+            for (name, group) in node.shared_groups() {
+                if !shared.includes(name, &group.filter) {
+                    continue;
+                }
                 if let Some(entry) = pick_member(&group.members, &group.cursor) {
                     out.push(target(entry, message.qos));
                 }
@@ -209,6 +248,35 @@ mod tests {
         }
     }
 
+    impl Router {
+        fn route_all(&self, message: &Message, out: &mut Vec<Target>) {
+            self.route(message, SharedSelection::All, out)
+        }
+    }
+
+    #[test]
+    fn shared_selection_serves_only_the_chosen_groups() {
+        let router = Router::default();
+        let a = Arc::new(Session::new("a".into()));
+        let b = Arc::new(Session::new("b".into()));
+        router.subscribe(&a, &sub("$share/g1/job/+", QoS::AtLeastOnce, None));
+        router.subscribe(&b, &sub("$share/g2/job/+", QoS::AtLeastOnce, None));
+        let g1 = [SharedKey {
+            group: "g1".into(),
+            filter: "job/+".into(),
+        }];
+        let m = msg("job/1", QoS::AtLeastOnce, "p");
+        let mut out = vec![];
+        router.route(&m, SharedSelection::Only(&g1), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].session.client_id, "a");
+        router.route(&m, SharedSelection::Except(&g1), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].session.client_id, "b");
+        router.route_all(&m, &mut out);
+        assert_eq!(out.len(), 2);
+    }
+
     #[test]
     fn overlapping_subscriptions_merge_to_max_qos_and_all_ids() {
         let router = Router::default();
@@ -216,7 +284,7 @@ mod tests {
         router.subscribe(&s, &sub("a/+", QoS::AtMostOnce, Some(1)));
         router.subscribe(&s, &sub("a/#", QoS::AtLeastOnce, Some(2)));
         let mut out = vec![];
-        router.route(&msg("a/b", QoS::ExactlyOnce, "p"), &mut out);
+        router.route_all(&msg("a/b", QoS::ExactlyOnce, "p"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].qos, QoS::AtLeastOnce);
         let mut ids = out[0].subscription_ids.clone();
@@ -232,9 +300,9 @@ mod tests {
         local.options.no_local = true;
         router.subscribe(&s, &local);
         let mut out = vec![];
-        router.route(&msg("t", QoS::AtMostOnce, "me"), &mut out);
+        router.route_all(&msg("t", QoS::AtMostOnce, "me"), &mut out);
         assert!(out.is_empty());
-        router.route(&msg("t", QoS::AtMostOnce, "other"), &mut out);
+        router.route_all(&msg("t", QoS::AtMostOnce, "other"), &mut out);
         assert_eq!(out.len(), 1);
     }
 
@@ -252,7 +320,7 @@ mod tests {
         let mut counts = std::collections::HashMap::new();
         let mut out = vec![];
         for _ in 0..10 {
-            router.route(&msg("job/1", QoS::AtLeastOnce, "p"), &mut out);
+            router.route_all(&msg("job/1", QoS::AtLeastOnce, "p"), &mut out);
             assert_eq!(out.len(), 1, "one delivery per group");
             *counts
                 .entry(out[0].session.client_id.to_string())
@@ -279,7 +347,7 @@ mod tests {
         s.lock().subscriptions.insert("x/#".into(), x);
         router.remove_session(&s);
         let mut out = vec![];
-        router.route(&msg("x/1", QoS::AtMostOnce, "p"), &mut out);
+        router.route_all(&msg("x/1", QoS::AtMostOnce, "p"), &mut out);
         assert!(out.is_empty());
     }
 }

@@ -33,6 +33,9 @@ pub struct TrieNode<V> {
 /// through them.
 #[derive(Debug)]
 pub struct SharedGroup<V> {
+    /// The filter the group shares (without `$share/{group}/`): with the group name it
+    /// names the group cluster-wide.
+    pub filter: ByteString,
     pub members: Vec<(ByteString, V)>,
     /// Index of the member to try first next time (round robin).
     pub cursor: std::sync::atomic::AtomicUsize,
@@ -77,6 +80,7 @@ impl<V> TrieNode<V> {
             .shared
             .entry(group.into())
             .or_insert_with(|| SharedGroup {
+                filter: ByteString::from(filter),
                 members: Vec::new(),
                 cursor: Default::default(),
             });

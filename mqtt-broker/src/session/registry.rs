@@ -84,6 +84,26 @@ impl SessionRegistry {
         }
     }
 
+    /// Gives up the session of `client_id` to another broker: its connection (if any) is
+    /// told it was taken over and the session ends here. Without `clean_start` the client
+    /// resumes it elsewhere, so a delayed will is not sent (the generation moves on).
+    /// Returns the session (for its state and routes), if there was one.
+    pub fn take(&self, client_id: &str, clean_start: bool) -> Option<Arc<Session>> {
+        let session = self.map().remove(client_id)?;
+        let mut st = session.lock();
+        if let Some(slot) = st.connection.take() {
+            let _ = slot.kick.send(Kick::TakenOver);
+        }
+        session.set_online(false);
+        if !clean_start {
+            st.generation += 1;
+        }
+        st.ended = true;
+        session.ended_signal.cancel();
+        drop(st);
+        Some(session)
+    }
+
     /// Releases the session from connection `conn_id`. Returns true when the session
     /// ended (expiry interval 0) and was removed; the caller then removes its routes.
     /// Does nothing if another connection has taken the session over.
@@ -176,6 +196,19 @@ mod tests {
             .discarded
             .is_some_and(|d| Arc::ptr_eq(&d, &second.session)));
         assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn take_kicks_the_owner_and_forgets_the_session() {
+        let reg = SessionRegistry::default();
+        let (s, mut kick) = open(&reg, "c", false, 1);
+        let generation = s.session.lock().generation;
+        let taken = reg.take("c", false).expect("session exists");
+        assert!(Arc::ptr_eq(&taken, &s.session));
+        assert_eq!(kick.try_recv(), Ok(Kick::TakenOver));
+        assert!(taken.lock().ended && taken.lock().generation > generation);
+        assert!(reg.is_empty());
+        assert!(reg.take("c", false).is_none());
     }
 
     #[test]

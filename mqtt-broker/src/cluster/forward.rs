@@ -1,0 +1,254 @@
+//! Forwarding messages to peer brokers: one bounded queue and one sender task per peer.
+//!
+//! The sender batches whatever is queued (up to `forward_batch`) into one Forward call,
+//! so a busy route costs one RPC per batch, not per message. Backpressure: a QoS 1/2
+//! publisher waits for room in the queue (its PUBACK waits with it); QoS 0 beyond the
+//! queue is dropped, counted and logged. A failed batch with QoS 1/2 messages is retried
+//! while the peer stays registered, up to a deadline; what still fails is counted and
+//! logged, never silently lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use common_metrics::grpc::{GrpcClientLayer, GrpcClientService};
+use mqtt_codec::QoS;
+use placement_client::Member;
+use robustmq_proto::broker as pb;
+use robustmq_proto::broker::broker_internal_client::BrokerInternalClient;
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+use tower::Layer;
+
+use super::convert;
+use super::metrics::{ClusterMetrics, ForwardDrop};
+use crate::message::Message;
+use crate::router::SharedKey;
+
+/// How long a batch holding QoS 1/2 messages is retried before it is given up.
+const RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// One message on its way to one peer.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub message: Arc<Message>,
+    /// The shared groups the peer delivers this message for.
+    pub shared: Vec<SharedKey>,
+}
+
+/// What every sender needs to know about this node.
+#[derive(Debug, Clone)]
+pub struct SenderContext {
+    pub node_id: u64,
+    /// This node's current fencing epoch (changes when it re-registers).
+    pub epoch: Arc<AtomicU64>,
+    pub batch: usize,
+    pub queue: usize,
+    pub metrics: ClusterMetrics,
+    pub layer: GrpcClientLayer,
+}
+
+struct Peer {
+    epoch: u64,
+    addr: String,
+    /// For unary calls other than Forward (session hand-over).
+    client: Client,
+    tx: mpsc::Sender<Outgoing>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The peers this node forwards to, kept in step with the registered brokers.
+pub struct Peers {
+    context: SenderContext,
+    peers: RwLock<HashMap<u64, Peer>>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers").finish_non_exhaustive()
+    }
+}
+
+impl Peers {
+    pub fn new(context: SenderContext) -> Self {
+        Self {
+            context,
+            peers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Follows the registered brokers: a new node (or a new incarnation of one) gets a
+    /// fresh sender; a node that left loses its sender and whatever was queued for it.
+    pub fn update(&self, members: &BTreeMap<u64, Member>) {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|id, peer| {
+            let keep = members
+                .get(id)
+                .is_some_and(|m| m.epoch == peer.epoch && m.info.grpc == peer.addr);
+            if !keep {
+                tracing::info!(peer = id, addr = %peer.addr, "peer broker left or restarted");
+            }
+            keep
+        });
+        for (id, member) in members {
+            if *id == self.context.node_id || peers.contains_key(id) {
+                continue;
+            }
+            match self.spawn(*id, member) {
+                Ok(peer) => {
+                    tracing::info!(peer = id, addr = %member.info.grpc, epoch = member.epoch, "peer broker joined");
+                    peers.insert(*id, peer);
+                }
+                Err(e) => {
+                    tracing::error!(peer = id, addr = %member.info.grpc, error = %e, "bad peer address")
+                }
+            }
+        }
+        self.context.metrics.peers.set(peers.len() as i64);
+    }
+
+    fn spawn(&self, id: u64, member: &Member) -> Result<Peer, tonic::transport::Error> {
+        let addr = member.info.grpc.clone();
+        let uri = if addr.contains("://") {
+            addr.clone()
+        } else {
+            format!("http://{addr}")
+        };
+        let channel = Endpoint::from_shared(uri)?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let client = BrokerInternalClient::new(self.context.layer.layer(channel))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let (tx, rx) = mpsc::channel(self.context.queue);
+        let task = tokio::spawn(send_loop(id, client.clone(), rx, self.context.clone()));
+        Ok(Peer {
+            epoch: member.epoch,
+            addr,
+            client,
+            tx,
+            task,
+        })
+    }
+
+    /// A client of peer `node`, if it is registered with `epoch` (the incarnation that
+    /// owns what the caller is after).
+    pub fn client(&self, node: u64, epoch: u64) -> Option<Client> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers
+            .get(&node)
+            .filter(|p| p.epoch == epoch)
+            .map(|p| p.client.clone())
+    }
+
+    /// A client of every registered peer.
+    pub fn clients(&self) -> Vec<(u64, Client)> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers
+            .iter()
+            .map(|(id, p)| (*id, p.client.clone()))
+            .collect()
+    }
+
+    /// Queues `out` for peer `node`. QoS 0 is dropped when the queue is full; QoS 1/2
+    /// waits for room. False when the message will not reach the peer.
+    pub async fn send(&self, node: u64, out: Outgoing) -> bool {
+        let qos = out.message.qos;
+        let tx = {
+            let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+            peers.get(&node).map(|p| p.tx.clone())
+        };
+        let Some(tx) = tx else {
+            self.context.metrics.dropped(qos, ForwardDrop::peer_gone);
+            return false;
+        };
+        let sent = if qos == QoS::AtMostOnce {
+            match tx.try_send(out) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.context.metrics.dropped(qos, ForwardDrop::queue_full);
+                    tracing::debug!(peer = node, "forward queue full: QoS 0 message dropped");
+                    return false;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        } else {
+            tx.send(out).await.is_ok()
+        };
+        if !sent {
+            self.context.metrics.dropped(qos, ForwardDrop::peer_gone);
+        }
+        sent
+    }
+}
+
+/// A traced, measured client of a peer's `BrokerInternal` service.
+pub type Client = BrokerInternalClient<GrpcClientService<Channel>>;
+
+/// Sends batches to one peer until its queue closes (the peer left).
+async fn send_loop(
+    peer: u64,
+    mut client: Client,
+    mut rx: mpsc::Receiver<Outgoing>,
+    cx: SenderContext,
+) {
+    let mut batch = Vec::with_capacity(cx.batch);
+    while rx.recv_many(&mut batch, cx.batch).await > 0 {
+        let now = Instant::now();
+        let request = pb::ForwardRequest {
+            from_node: cx.node_id,
+            epoch: cx.epoch.load(Ordering::Acquire),
+            messages: batch
+                .iter()
+                .map(|o| convert::to_proto(&o.message, &o.shared, now))
+                .collect(),
+        };
+        let durable = batch.iter().any(|o| o.message.qos != QoS::AtMostOnce);
+        let outcome = send_batch(peer, &mut client, request, durable).await;
+        cx.metrics.forward_batch_latency.observe_duration(now);
+        for out in batch.drain(..) {
+            match outcome {
+                Ok(()) => cx.metrics.forwarded(out.message.qos),
+                Err(reason) => cx.metrics.dropped(out.message.qos, reason),
+            }
+        }
+    }
+}
+
+/// One Forward call; retried (for QoS 1/2) on transport errors until [`RETRY_FOR`].
+async fn send_batch(
+    peer: u64,
+    client: &mut Client,
+    request: pb::ForwardRequest,
+    durable: bool,
+) -> Result<(), ForwardDrop> {
+    let deadline = Instant::now() + RETRY_FOR;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let status = match client.forward(request.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(status) => status,
+        };
+        if status.code() == tonic::Code::FailedPrecondition {
+            tracing::error!(peer, error = %status.message(), "peer refused this node's epoch: stale incarnation");
+            return Err(ForwardDrop::stale_epoch);
+        }
+        if !durable || Instant::now() + backoff > deadline {
+            tracing::warn!(
+                peer, messages = request.messages.len(), durable, error = %status.message(),
+                "forward to a peer broker failed; messages lost for its subscribers"
+            );
+            return Err(ForwardDrop::peer_failed);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}

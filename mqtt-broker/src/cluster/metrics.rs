@@ -1,0 +1,166 @@
+//! What the cluster layer measures: forwarding to peers (messages, drops, batch latency),
+//! forwards received and refused, the peers and routes this broker knows.
+//!
+//! Peers are not labels (node ids are bounded, but a dashboard wants the sum; per-peer
+//! detail belongs in traces and logs).
+
+use common_metrics::LatencyHistogram;
+use mqtt_codec::QoS;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Why a message did not reach a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ForwardDrop {
+    /// The peer's forward queue was full (QoS 0 only; QoS 1/2 wait instead).
+    queue_full,
+    /// The peer did not accept the batch before the retry deadline.
+    peer_failed,
+    /// The peer refused our epoch: this process is a stale incarnation.
+    stale_epoch,
+    /// The peer left the cluster while the message waited.
+    peer_gone,
+}
+
+/// Why this broker refused a forwarded batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RefuseReason {
+    stale_epoch,
+    invalid,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QosLabels {
+    qos: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    qos: &'static str,
+    reason: ForwardDrop,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefuseLabels {
+    reason: RefuseReason,
+}
+
+/// Every metric of the cluster layer.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetrics {
+    forwarded: Family<QosLabels, Counter>,
+    forward_dropped: Family<DropLabels, Counter>,
+    /// One Forward call to a peer, retries included.
+    pub forward_batch_latency: LatencyHistogram,
+    /// Messages received from peers.
+    pub forward_received: Counter,
+    forward_refused: Family<RefuseLabels, Counter>,
+    /// Other brokers currently registered.
+    pub peers: Gauge,
+    /// Route-table entries known cluster-wide (this node's included).
+    pub routes: Gauge,
+    /// Route-table writes to the placement center that failed.
+    pub route_update_failures: Counter,
+}
+
+impl ClusterMetrics {
+    /// Registers under `registry` (which carries the `robustmq` prefix), as `cluster_*`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("cluster");
+        r.register(
+            "forwarded_messages",
+            "Messages forwarded to peer brokers (one per peer), by published QoS",
+            m.forwarded.clone(),
+        );
+        r.register(
+            "forward_dropped",
+            "Messages that did not reach a peer broker, by published QoS and reason",
+            m.forward_dropped.clone(),
+        );
+        r.register_with_unit(
+            "forward_batch",
+            "Latency of one Forward call to a peer broker, retries included",
+            Unit::Seconds,
+            m.forward_batch_latency.clone(),
+        );
+        r.register(
+            "forward_received_messages",
+            "Messages received from peer brokers",
+            m.forward_received.clone(),
+        );
+        r.register(
+            "forward_refused",
+            "Forward batches this broker refused, by reason",
+            m.forward_refused.clone(),
+        );
+        r.register(
+            "peers",
+            "Other brokers registered in the cluster",
+            m.peers.clone(),
+        );
+        r.register(
+            "routes",
+            "Route-table entries (filter, node) known cluster-wide",
+            m.routes.clone(),
+        );
+        r.register(
+            "route_update_failures",
+            "Route-table writes to the placement center that failed",
+            m.route_update_failures.clone(),
+        );
+        m
+    }
+
+    pub fn forwarded(&self, qos: QoS) {
+        self.forwarded
+            .get_or_create(&QosLabels { qos: qos.as_str() })
+            .inc();
+    }
+
+    pub fn dropped(&self, qos: QoS, reason: ForwardDrop) {
+        self.forward_dropped
+            .get_or_create(&DropLabels {
+                qos: qos.as_str(),
+                reason,
+            })
+            .inc();
+    }
+
+    pub fn refused(&self, reason: RefuseReason) {
+        self.forward_refused
+            .get_or_create(&RefuseLabels { reason })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_conventions() {
+        let mut registry = Registry::default();
+        let m = ClusterMetrics::register(registry.sub_registry_with_prefix("robustmq"));
+        m.forwarded(QoS::AtLeastOnce);
+        m.dropped(QoS::AtMostOnce, ForwardDrop::queue_full);
+        m.refused(RefuseReason::stale_epoch);
+        m.forward_batch_latency.observe(0.001);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for name in [
+            "robustmq_cluster_forwarded_messages_total{qos=\"1\"} 1",
+            "robustmq_cluster_forward_dropped_total{qos=\"0\",reason=\"queue_full\"} 1",
+            "robustmq_cluster_forward_refused_total{reason=\"stale_epoch\"} 1",
+            "robustmq_cluster_forward_batch_seconds_count 1",
+            "robustmq_cluster_peers 0",
+        ] {
+            assert!(text.contains(name), "{name} missing in\n{text}");
+        }
+    }
+}

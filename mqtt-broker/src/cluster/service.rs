@@ -1,0 +1,122 @@
+//! The broker-to-broker gRPC service: messages forwarded by peers, delivered to this
+//! node's subscribers; sessions handed over to the peer a client reconnected to.
+//!
+//! A request is checked against the sender's fencing epoch first: a process whose
+//! registration was replaced by a newer incarnation (it was paused, partitioned, or
+//! is a zombie after a restart) is refused with FAILED_PRECONDITION and delivers nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use robustmq_proto::broker as pb;
+use robustmq_proto::broker::broker_internal_server::BrokerInternal;
+use tonic::{Request, Response, Status};
+
+use super::metrics::RefuseReason;
+use super::Cluster;
+use super::{convert, sessions};
+use crate::broker::Broker;
+use crate::router::SharedSelection;
+
+/// The longest `AwaitMirror` waits, whatever the caller asks.
+const MAX_MIRROR_WAIT: Duration = Duration::from_secs(5);
+
+/// Serves `BrokerInternal` for one broker.
+#[derive(Debug, Clone)]
+pub struct BrokerInternalService {
+    broker: Arc<Broker>,
+}
+
+impl BrokerInternalService {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self { broker }
+    }
+
+    fn cluster(&self) -> Result<&Arc<Cluster>, Status> {
+        self.broker
+            .cluster
+            .as_ref()
+            .ok_or_else(|| Status::failed_precondition("this broker is not clustered"))
+    }
+
+    /// The cluster layer, once the caller's epoch passed the fence.
+    fn fenced(&self, from_node: u64, epoch: u64) -> Result<&Arc<Cluster>, Status> {
+        let cluster = self.cluster()?;
+        if let Err(newest) = cluster.fence(from_node, epoch) {
+            cluster.metrics().refused(RefuseReason::stale_epoch);
+            return Err(Status::failed_precondition(format!(
+                "node {from_node} epoch {epoch} is stale (newest seen: {newest})"
+            )));
+        }
+        Ok(cluster)
+    }
+}
+
+#[tonic::async_trait]
+impl BrokerInternal for BrokerInternalService {
+    async fn forward(
+        &self,
+        request: Request<pb::ForwardRequest>,
+    ) -> Result<Response<pb::ForwardResponse>, Status> {
+        let request = request.into_inner();
+        let metrics = self.fenced(request.from_node, request.epoch)?.metrics();
+        let now = Instant::now();
+        let mut messages = Vec::with_capacity(request.messages.len());
+        for m in request.messages {
+            match convert::from_proto(m, now) {
+                Ok(decoded) => messages.push(decoded),
+                Err(e) => {
+                    metrics.refused(RefuseReason::invalid);
+                    return Err(Status::invalid_argument(e.to_string()));
+                }
+            }
+        }
+        metrics.forward_received.inc_by(messages.len() as u64);
+        let mut scratch = Vec::new();
+        let mut delivered = 0;
+        for (message, shared) in messages {
+            let queued = self.broker.deliver_local(
+                &Arc::new(message),
+                SharedSelection::Only(&shared),
+                &mut scratch,
+            );
+            delivered += u32::from(queued > 0);
+        }
+        Ok(Response::new(pb::ForwardResponse { delivered }))
+    }
+
+    async fn await_mirror(
+        &self,
+        request: Request<pb::AwaitMirrorRequest>,
+    ) -> Result<Response<pb::AwaitMirrorResponse>, Status> {
+        let request = request.into_inner();
+        let cluster = self.cluster()?;
+        let mirror = pb::await_mirror_request::Mirror::try_from(request.mirror)
+            .map_err(|_| Status::invalid_argument("unknown mirror"))?;
+        let wait = Duration::from_millis(u64::from(request.timeout_ms)).min(MAX_MIRROR_WAIT);
+        let mut applied = cluster.mirror_revision(mirror);
+        let _ = tokio::time::timeout(wait, applied.wait_for(|at| *at >= request.revision)).await;
+        let applied = *applied.borrow();
+        Ok(Response::new(pb::AwaitMirrorResponse { applied }))
+    }
+
+    async fn take_session(
+        &self,
+        request: Request<pb::TakeSessionRequest>,
+    ) -> Result<Response<pb::TakeSessionResponse>, Status> {
+        let request = request.into_inner();
+        self.fenced(request.from_node, request.epoch)?;
+        let Some(session) = self
+            .broker
+            .sessions
+            .take(&request.client_id, request.clean_start)
+        else {
+            return Ok(Response::new(pb::TakeSessionResponse { session: None }));
+        };
+        self.broker.remove_session_routes(&session);
+        self.broker.update_session_gauges();
+        tracing::debug!(client_id = %request.client_id, to = request.from_node, "session handed over");
+        let state = (!request.clean_start).then(|| sessions::export(&session, Instant::now()));
+        Ok(Response::new(pb::TakeSessionResponse { session: state }))
+    }
+}

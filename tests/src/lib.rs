@@ -1,0 +1,87 @@
+//! What the end-to-end cluster tests share: starting a cluster of the real debug
+//! binaries on free loopback ports in a temp dir ([`start_cluster`]), and a small MQTT 5
+//! client over rumqttc ([`Client`]) whose waits all have deadlines.
+//!
+//! The binaries are the ones `cargo test --workspace` builds (`target/debug`); when one
+//! is missing (this crate tested alone) it is built first.
+
+mod client;
+
+pub use client::{Client, Received};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use local_cluster::{ClusterPlan, LocalCluster};
+
+/// Deadline for something that must happen.
+pub const WAIT: Duration = Duration::from_secs(15);
+/// How long to watch for something that must NOT happen.
+pub const QUIET: Duration = Duration::from_millis(500);
+
+/// Where cargo put the workspace's debug binaries.
+fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug")
+}
+
+/// Builds the three service binaries if any is missing.
+fn ensure_binaries(dir: &std::path::Path) {
+    let names = ["placement-center", "journal-server", "mqtt-broker"];
+    if names.iter().all(|n| dir.join(n).exists()) {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--bins"])
+        .args(names.iter().flat_map(|n| ["-p", n]))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the service binaries failed");
+}
+
+/// A running cluster and the temp dir holding its data and logs (kept while it runs).
+pub struct TestCluster {
+    pub cluster: LocalCluster,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// The MQTT address of broker `node` (1-based).
+    pub fn mqtt(&self, node: u64) -> std::net::SocketAddr {
+        self.cluster.mqtt_addrs()[node as usize - 1]
+    }
+
+    /// The log of a process, e.g. `mqtt-broker-2`, for failure messages.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.cluster.plan().log_path(name)).unwrap_or_default()
+    }
+}
+
+/// Starts placement center, journal and brokers (three each) on free ports.
+pub async fn start_cluster() -> TestCluster {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bins = bin_dir();
+    ensure_binaries(&bins);
+    let plan = ClusterPlan::ephemeral(dir.path().join("cluster"))
+        .expect("free ports")
+        .with_bin_dir(bins);
+    let cluster = LocalCluster::start(plan)
+        .await
+        .unwrap_or_else(|e| panic!("the cluster starts: {e}"));
+    TestCluster { cluster, dir }
+}
+
+/// A short random suffix for client ids and topics, so tests never share names.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
