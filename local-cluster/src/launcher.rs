@@ -36,6 +36,8 @@ pub struct LaunchOptions {
     pub ready_timeout: Duration,
     /// How often the status line is refreshed.
     pub status_interval: Duration,
+    /// A config file for every broker (flags still set addresses and the cluster).
+    pub broker_config: Option<PathBuf>,
 }
 
 /// Ctrl-C and SIGTERM, listened to from the start so that neither kills the launcher
@@ -83,6 +85,7 @@ pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
     let mut plan = ClusterPlan::local_with_offset(&options.data_dir, options.port_offset)?
         .with_bin_dir(bin_dir);
     plan.ready_timeout = options.ready_timeout;
+    plan.broker_config = options.broker_config.clone();
     println!(
         "starting 3 × placement-center, 3 × journal-server, 3 × mqtt-broker under {} …",
         plan.root.display()

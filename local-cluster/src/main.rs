@@ -36,6 +36,10 @@ struct Cli {
     /// Seconds each tier (placement, journal, brokers) may take to get ready.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     ready_timeout: u64,
+    /// A config file every broker loads (see mqtt-broker/config/mqtt-broker.example.toml);
+    /// the launcher's flags still set each broker's addresses and cluster settings.
+    #[arg(long, value_name = "FILE")]
+    broker_config: Option<PathBuf>,
     /// Seconds between two refreshes of the status line.
     #[arg(long, default_value_t = 2, value_name = "SECS")]
     status_interval: u64,
@@ -53,6 +57,9 @@ async fn main() -> anyhow::Result<ExitCode> {
         port_offset: cli.port_offset,
         ready_timeout: Duration::from_secs(cli.ready_timeout),
         status_interval: Duration::from_secs(cli.status_interval.max(1)),
+        broker_config: cli
+            .broker_config
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p)),
     };
     let outcomes = local_cluster::run(options).await?;
     let mut clean = true;

@@ -27,6 +27,9 @@ pub struct ClusterPlan {
     pub ready_timeout: Duration,
     /// How long a process may take to exit after SIGTERM before it gets SIGKILL.
     pub stop_timeout: Duration,
+    /// A broker config file every broker loads first (its flags still set the
+    /// addresses and the cluster), e.g. to change queue limits for a benchmark.
+    pub broker_config: Option<PathBuf>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -94,6 +97,7 @@ impl ClusterPlan {
             prometheus,
             ready_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(15),
+            broker_config: None,
         }
     }
 

@@ -101,6 +101,10 @@ impl ClusterPlan {
             }
             Service::MqttBroker => {
                 let mqtt = node.mqtt.expect("validated: brokers have an MQTT address");
+                if let Some(config) = &self.broker_config {
+                    let config = config.display().to_string();
+                    args.splice(0..0, ["--config".to_owned(), config]);
+                }
                 addr_flags(&mut args, mqtt, node.metrics);
                 flag(&mut args, "--grpc-listen", node.grpc);
                 flag(
@@ -157,6 +161,16 @@ mod tests {
              --metrics-listen 127.0.0.1:9183 --data-dir /r/journal-server-3 \
              --placement-endpoints 127.0.0.1:1228,127.0.0.1:1229,127.0.0.1:1230 --log-format json"
         );
+    }
+
+    #[test]
+    fn a_broker_config_file_goes_first_so_flags_override_it() {
+        let mut plan = ClusterPlan::local_default("/r").with_bin_dir("/bin");
+        plan.broker_config = Some("/etc/bench.toml".into());
+        let spec = plan.launch_spec(Service::MqttBroker, &plan.brokers[0].clone());
+        assert_eq!(spec.args[..3], ["--config", "/etc/bench.toml", "--node-id"]);
+        let journal = plan.launch_spec(Service::JournalServer, &plan.journal[0].clone());
+        assert!(!journal.args.contains(&"/etc/bench.toml".to_owned()));
     }
 
     #[test]

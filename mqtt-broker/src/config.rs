@@ -238,7 +238,7 @@ impl Default for ClusterConfig {
             advertise_mqtt: None,
             lease_ttl_secs: 5,
             forward_queue: 10_000,
-            forward_batch: 256,
+            forward_batch: 1024,
             placement_timeout_secs: 10,
         }
     }

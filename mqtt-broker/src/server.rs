@@ -142,10 +142,17 @@ impl Server {
         let broker = self.broker;
         let tracker = TaskTracker::new();
         let limit = Arc::new(Semaphore::new(broker.config.limits.max_connections));
-        for listener in self.listeners {
-            tracing::info!(protocol = listener.protocol().as_str(), addr = %listener.local_addr(), "MQTT listener ready");
-            tokio::spawn(listener.run(broker.clone(), limit.clone(), tracker.clone()));
-        }
+        // In a cluster, clients are accepted once the broker has joined (they wait in the
+        // listen backlog meanwhile): sessions and routes need the node's epoch and lease.
+        let accept = {
+            let (broker, tracker) = (broker.clone(), tracker.clone());
+            move || {
+                for listener in self.listeners {
+                    tracing::info!(protocol = listener.protocol().as_str(), addr = %listener.local_addr(), "MQTT listener ready");
+                    tokio::spawn(listener.run(broker.clone(), limit.clone(), tracker.clone()));
+                }
+            }
+        };
         tokio::spawn(crate::sys::run(broker.clone()));
         let http = self.metrics_listener.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
@@ -165,6 +172,7 @@ impl Server {
             .map(|(listener, metrics)| serve_grpc(listener, metrics, broker.clone()));
         let joined = match &broker.cluster {
             None => {
+                accept();
                 self.readiness.set_ready(true);
                 None
             }
@@ -186,6 +194,7 @@ impl Server {
                                 epoch = cluster.epoch(),
                                 "joined the cluster"
                             );
+                            accept();
                             readiness.set_ready(true);
                         }
                         Err(e) => tracing::warn!(error = %e, "did not join the cluster"),

@@ -1,18 +1,20 @@
 //! Forwarding messages to peer brokers: one bounded queue and one sender task per peer.
 //!
-//! The sender batches whatever is queued (up to `forward_batch`) into one Forward call,
-//! so a busy route costs one RPC per batch, not per message. Backpressure: a QoS 1/2
-//! publisher waits for room in the queue (its PUBACK waits with it); QoS 0 beyond the
-//! queue is dropped, counted and logged. A failed batch with QoS 1/2 messages is retried
-//! while the peer stays registered, up to a deadline; what still fails is counted and
-//! logged, never silently lost.
+//! The sender batches whatever is queued (up to `forward_batch`) into one request of a
+//! long-lived ordered stream to the peer, with several batches in flight, so a busy route
+//! costs neither an RPC nor a round trip per message. Backpressure: a QoS 1/2 publisher
+//! waits for room in the queue (its PUBACK waits with it); QoS 0 beyond the queue is
+//! dropped, counted and logged. When the stream breaks, unanswered QoS 1/2 messages are
+//! sent again on a new one while the peer stays registered, up to a deadline; what still
+//! fails is counted and logged, never silently lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use common_metrics::grpc::{GrpcClientLayer, GrpcClientService};
+use futures::SinkExt;
 use mqtt_codec::QoS;
 use placement_client::Member;
 use robustmq_proto::broker as pb;
@@ -26,7 +28,7 @@ use super::metrics::{ClusterMetrics, ForwardDrop};
 use crate::message::Message;
 use crate::router::SharedKey;
 
-/// How long a batch holding QoS 1/2 messages is retried before it is given up.
+/// How long QoS 1/2 messages are retried on a failing stream before they are given up.
 const RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// One message on its way to one peer.
@@ -193,62 +195,111 @@ impl Peers {
 /// A traced, measured client of a peer's `BrokerInternal` service.
 pub type Client = BrokerInternalClient<GrpcClientService<Channel>>;
 
-/// Sends batches to one peer until its queue closes (the peer left).
+/// Batches a sender keeps in flight on its stream before it waits for answers.
+const WINDOW: usize = 8;
+
+/// Sends batches to one peer over one ordered stream until its queue closes (the peer
+/// left): up to [`WINDOW`] batches in flight, answered in order. When the stream breaks,
+/// the QoS 1/2 messages of unanswered batches are sent again on a new stream (at least
+/// once: the peer may have delivered some of them) until [`RETRY_FOR`] passes; QoS 0
+/// ones are counted as dropped.
 async fn send_loop(
     peer: u64,
     mut client: Client,
     mut rx: mpsc::Receiver<Outgoing>,
     cx: SenderContext,
 ) {
-    let mut batch = Vec::with_capacity(cx.batch);
-    while rx.recv_many(&mut batch, cx.batch).await > 0 {
+    let mut resend: Vec<Outgoing> = Vec::new();
+    let mut failing_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let (mut requests, stream) = futures::channel::mpsc::channel(WINDOW);
+        let mut pending: VecDeque<(Vec<Outgoing>, Instant)> = VecDeque::new();
+        let broken = match client.forward_stream(stream).await {
+            Err(status) => status,
+            Ok(responses) => {
+                let mut responses = responses.into_inner();
+                let mut batch = std::mem::take(&mut resend);
+                loop {
+                    if !batch.is_empty() {
+                        let request = cx.request(&batch);
+                        if requests.send(request).await.is_err() {
+                            pending.push_back((batch, Instant::now()));
+                            break tonic::Status::unavailable("forward stream closed");
+                        }
+                        pending.push_back((std::mem::take(&mut batch), Instant::now()));
+                    }
+                    tokio::select! {
+                        answer = responses.message() => match answer {
+                            Ok(Some(_)) => {
+                                let Some((done, sent)) = pending.pop_front() else {
+                                    break tonic::Status::internal("an answer for no batch");
+                                };
+                                cx.metrics.forward_batch_latency.observe_duration(sent);
+                                for out in &done {
+                                    cx.metrics.forwarded(out.message.qos);
+                                }
+                                failing_since = None;
+                                backoff = Duration::from_millis(20);
+                            }
+                            Ok(None) => break tonic::Status::unavailable("forward stream ended"),
+                            Err(status) => break status,
+                        },
+                        n = rx.recv_many(&mut batch, cx.batch), if pending.len() < WINDOW => {
+                            if n == 0 {
+                                return; // the peer left: nobody is waiting for these
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        // Unanswered batches may or may not have been delivered.
+        let stale = broken.code() == tonic::Code::FailedPrecondition;
+        let started = *failing_since.get_or_insert_with(Instant::now);
+        let give_up = stale || started.elapsed() > RETRY_FOR;
+        let mut lost = 0usize;
+        for out in pending.into_iter().flat_map(|(batch, _)| batch) {
+            if out.message.qos != QoS::AtMostOnce && !give_up {
+                resend.push(out);
+            } else {
+                lost += 1;
+                let reason = if stale {
+                    ForwardDrop::stale_epoch
+                } else {
+                    ForwardDrop::peer_failed
+                };
+                cx.metrics.dropped(out.message.qos, reason);
+            }
+        }
+        if give_up {
+            for out in resend.drain(..) {
+                lost += 1;
+                cx.metrics
+                    .dropped(out.message.qos, ForwardDrop::peer_failed);
+            }
+        }
+        if stale {
+            tracing::error!(peer, error = %broken.message(), lost, "peer refused this node's epoch: stale incarnation");
+        } else {
+            tracing::warn!(peer, error = %broken.message(), lost, resending = resend.len(), "forward stream to a peer broke");
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+impl SenderContext {
+    /// The request carrying `batch`, stamped with this node's current epoch.
+    fn request(&self, batch: &[Outgoing]) -> pb::ForwardRequest {
         let now = Instant::now();
-        let request = pb::ForwardRequest {
-            from_node: cx.node_id,
-            epoch: cx.epoch.load(Ordering::Acquire),
+        pb::ForwardRequest {
+            from_node: self.node_id,
+            epoch: self.epoch.load(Ordering::Acquire),
             messages: batch
                 .iter()
                 .map(|o| convert::to_proto(&o.message, &o.shared, now))
                 .collect(),
-        };
-        let durable = batch.iter().any(|o| o.message.qos != QoS::AtMostOnce);
-        let outcome = send_batch(peer, &mut client, request, durable).await;
-        cx.metrics.forward_batch_latency.observe_duration(now);
-        for out in batch.drain(..) {
-            match outcome {
-                Ok(()) => cx.metrics.forwarded(out.message.qos),
-                Err(reason) => cx.metrics.dropped(out.message.qos, reason),
-            }
         }
-    }
-}
-
-/// One Forward call; retried (for QoS 1/2) on transport errors until [`RETRY_FOR`].
-async fn send_batch(
-    peer: u64,
-    client: &mut Client,
-    request: pb::ForwardRequest,
-    durable: bool,
-) -> Result<(), ForwardDrop> {
-    let deadline = Instant::now() + RETRY_FOR;
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        let status = match client.forward(request.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(status) => status,
-        };
-        if status.code() == tonic::Code::FailedPrecondition {
-            tracing::error!(peer, error = %status.message(), "peer refused this node's epoch: stale incarnation");
-            return Err(ForwardDrop::stale_epoch);
-        }
-        if !durable || Instant::now() + backoff > deadline {
-            tracing::warn!(
-                peer, messages = request.messages.len(), durable, error = %status.message(),
-                "forward to a peer broker failed; messages lost for its subscribers"
-            );
-            return Err(ForwardDrop::peer_failed);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
     }
 }

@@ -55,7 +55,7 @@ struct RefuseLabels {
 pub struct ClusterMetrics {
     forwarded: Family<QosLabels, Counter>,
     forward_dropped: Family<DropLabels, Counter>,
-    /// One Forward call to a peer, retries included.
+    /// From sending a batch to a peer to its answer.
     pub forward_batch_latency: LatencyHistogram,
     /// Messages received from peers.
     pub forward_received: Counter,
@@ -85,7 +85,7 @@ impl ClusterMetrics {
         );
         r.register_with_unit(
             "forward_batch",
-            "Latency of one Forward call to a peer broker, retries included",
+            "Time from sending a batch to a peer broker to its answer",
             Unit::Seconds,
             m.forward_batch_latency.clone(),
         );

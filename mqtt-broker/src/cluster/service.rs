@@ -5,18 +5,24 @@
 //! registration was replaced by a newer incarnation (it was paused, partitioned, or
 //! is a zombie after a restart) is refused with FAILED_PRECONDITION and delivers nothing.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{SinkExt, Stream};
+
 use robustmq_proto::broker as pb;
 use robustmq_proto::broker::broker_internal_server::BrokerInternal;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::metrics::RefuseReason;
 use super::Cluster;
 use super::{convert, sessions};
 use crate::broker::Broker;
 use crate::router::SharedSelection;
+
+/// Responses a forward stream buffers before it stops reading batches (backpressure).
+const STREAM_WINDOW: usize = 16;
 
 /// The longest `AwaitMirror` waits, whatever the caller asks.
 const MAX_MIRROR_WAIT: Duration = Duration::from_secs(5);
@@ -50,15 +56,9 @@ impl BrokerInternalService {
         }
         Ok(cluster)
     }
-}
 
-#[tonic::async_trait]
-impl BrokerInternal for BrokerInternalService {
-    async fn forward(
-        &self,
-        request: Request<pb::ForwardRequest>,
-    ) -> Result<Response<pb::ForwardResponse>, Status> {
-        let request = request.into_inner();
+    /// Delivers one forwarded batch to this node's subscribers, in order.
+    fn deliver_batch(&self, request: pb::ForwardRequest) -> Result<pb::ForwardResponse, Status> {
         let metrics = self.fenced(request.from_node, request.epoch)?.metrics();
         let now = Instant::now();
         let mut messages = Vec::with_capacity(request.messages.len());
@@ -82,7 +82,42 @@ impl BrokerInternal for BrokerInternalService {
             );
             delivered += u32::from(queued > 0);
         }
-        Ok(Response::new(pb::ForwardResponse { delivered }))
+        Ok(pb::ForwardResponse { delivered })
+    }
+}
+
+#[tonic::async_trait]
+impl BrokerInternal for BrokerInternalService {
+    type ForwardStreamStream =
+        Pin<Box<dyn Stream<Item = Result<pb::ForwardResponse, Status>> + Send>>;
+
+    async fn forward_stream(
+        &self,
+        request: Request<Streaming<pb::ForwardRequest>>,
+    ) -> Result<Response<Self::ForwardStreamStream>, Status> {
+        self.cluster()?;
+        let mut inbound = request.into_inner();
+        let (mut tx, rx) = futures::channel::mpsc::channel(STREAM_WINDOW);
+        let this = self.clone();
+        // One task per stream: batches are delivered in the order they arrive.
+        tokio::spawn(async move {
+            loop {
+                let batch = match inbound.message().await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(error = %status.message(), "forward stream from a peer ended");
+                        return;
+                    }
+                };
+                let answer = this.deliver_batch(batch);
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(rx)))
     }
 
     async fn await_mirror(
