@@ -1,8 +1,10 @@
 //! End-to-end: a real cluster (3 placement-center, 3 journal-server, 3 mqtt-broker
 //! processes on loopback) driven by real MQTT 5 clients. Clients on different brokers
 //! talk to each other as if on one broker; a broker or the placement-center leader dying
-//! does not stop the others; a session follows its client from broker to broker.
+//! does not stop the others; a session follows its client from broker to broker; a
+//! replaced incarnation of a broker is fenced off.
 
 mod delivery;
 mod failover;
+mod fencing;
 mod sessions;

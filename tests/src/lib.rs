@@ -63,16 +63,29 @@ impl TestCluster {
 
 /// Starts placement center, journal and brokers (three each) on free ports.
 pub async fn start_cluster() -> TestCluster {
-    let dir = tempfile::tempdir().expect("temp dir");
     let bins = bin_dir();
     ensure_binaries(&bins);
-    let plan = ClusterPlan::ephemeral(dir.path().join("cluster"))
-        .expect("free ports")
-        .with_bin_dir(bins);
-    let cluster = LocalCluster::start(plan)
-        .await
-        .unwrap_or_else(|e| panic!("the cluster starts: {e}"));
-    TestCluster { cluster, dir }
+    // Free ports are chosen by binding port 0 and letting go, so another process (a
+    // test running beside this one) can take one before our child binds it. That shows
+    // as a child exiting at start-up; a new plan on new ports gets past it.
+    let mut attempt = 1;
+    loop {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plan = ClusterPlan::ephemeral(dir.path().join("cluster"))
+            .expect("free ports")
+            .with_bin_dir(bins.clone());
+        match LocalCluster::start(plan).await {
+            Ok(cluster) => return TestCluster { cluster, dir },
+            Err(
+                e @ (local_cluster::Error::ExitedEarly { .. }
+                | local_cluster::Error::PortInUse { .. }),
+            ) if attempt < 3 => {
+                eprintln!("cluster start attempt {attempt} failed, retrying on new ports: {e}");
+                attempt += 1;
+            }
+            Err(e) => panic!("the cluster starts: {e}"),
+        }
+    }
 }
 
 /// A short random suffix for client ids and topics, so tests never share names.
