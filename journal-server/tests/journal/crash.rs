@@ -140,22 +140,7 @@ async fn sigterm_flushes_closes_and_exits_zero() {
         .into_inner();
     assert_eq!(resp.last_offset, 9);
 
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = eventually(Duration::from_secs(15), "exit after SIGTERM", || {
-        let status = server.child.try_wait().unwrap();
-        async move { status }
-    })
-    .await;
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        server.output()
-    );
+    server.terminate_cleanly().await;
     let output = server.output();
     assert!(output.contains("journal server stopped"), "{output}");
     assert!(!output.contains("recovered a torn"), "{output}");

@@ -245,6 +245,22 @@ impl Process {
         }
     }
 
+    /// SIGTERM, then asserts a clean exit (status 0) within 15 s.
+    pub async fn terminate_cleanly(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = eventually(Duration::from_secs(15), "exit after SIGTERM", || {
+            let status = self.child.try_wait().unwrap();
+            async move { status }
+        })
+        .await;
+        assert!(status.success(), "exit status {status}\n{}", self.output());
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

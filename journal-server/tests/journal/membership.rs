@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use placement_center::{Node, PlacementConfig};
 use placement_client::{kind_prefix, node_key, ClientConfig, PlacementClient};
@@ -113,22 +112,7 @@ async fn the_binary_registers_through_the_flag_and_deregisters_on_sigterm() {
         (grpc.to_string(), Some(metrics.to_string()))
     );
 
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = eventually(Duration::from_secs(15), "exit after SIGTERM", || {
-        let status = server.child.try_wait().unwrap();
-        async move { status }
-    })
-    .await;
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        server.output()
-    );
+    server.terminate_cleanly().await;
     assert!(
         client.get(node_key("journal", 1)).await.unwrap().is_none(),
         "deregistered before exiting\n{}",
