@@ -72,7 +72,7 @@ impl Server {
             let cluster =
                 Cluster::new(&config.cluster, root).map_err(|message| ConfigError::Invalid {
                     path: "<config>".into(),
-                    message: format!("cluster.placement_endpoints: {message}"),
+                    message,
                 })?;
             let grpc_metrics = GrpcServerMetrics::register(root);
             (Some(Arc::new(cluster)), Some(listener), Some(grpc_metrics))

@@ -66,10 +66,41 @@ impl Drop for Peer {
     }
 }
 
+/// The runtime the forward senders and their connections run on: a thread of its own,
+/// so that the operating system shares the CPU between forwarding and the client
+/// connections. On the broker's runtime the senders were one task among every
+/// publisher's, and under a flood of publishes each batch waited behind all of them.
+pub struct ForwardRuntime(Option<tokio::runtime::Runtime>);
+
+impl ForwardRuntime {
+    pub fn new() -> std::io::Result<Self> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("forward")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("set until dropped").handle()
+    }
+}
+
+impl Drop for ForwardRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime may block, which is not allowed inside another runtime.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The peers this node forwards to, kept in step with the registered brokers.
 pub struct Peers {
     context: SenderContext,
     peers: RwLock<HashMap<u64, Peer>>,
+    runtime: ForwardRuntime,
 }
 
 impl std::fmt::Debug for Peers {
@@ -79,10 +110,11 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
-    pub fn new(context: SenderContext) -> Self {
+    pub fn new(context: SenderContext, runtime: ForwardRuntime) -> Self {
         Self {
             context,
             peers: RwLock::new(HashMap::new()),
+            runtime,
         }
     }
 
@@ -123,6 +155,8 @@ impl Peers {
         } else {
             format!("http://{addr}")
         };
+        // The channel's worker and connection are spawned where it is created.
+        let _on_forward_runtime = self.runtime.handle().enter();
         let channel = Endpoint::from_shared(uri)?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
@@ -131,7 +165,10 @@ impl Peers {
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let (tx, rx) = mpsc::channel(self.context.queue);
-        let task = tokio::spawn(send_loop(id, client.clone(), rx, self.context.clone()));
+        let task =
+            self.runtime
+                .handle()
+                .spawn(send_loop(id, client.clone(), rx, self.context.clone()));
         Ok(Peer {
             epoch: member.epoch,
             addr,

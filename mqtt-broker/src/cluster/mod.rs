@@ -40,7 +40,7 @@ use crate::config::ClusterConfig;
 use crate::message::Message;
 use crate::session::Subscription;
 use cache::{ForwardPlan, RouteCache};
-use forward::{Outgoing, Peers, SenderContext};
+use forward::{ForwardRuntime, Outgoing, Peers, SenderContext};
 use metrics::ClusterMetrics;
 use robustmq_proto::broker as broker_pb;
 use robustmq_proto::broker::await_mirror_request::Mirror;
@@ -91,17 +91,22 @@ impl Cluster {
         let mut client_config = ClientConfig::new(config.placement_endpoints.clone())
             .with_timeout(Duration::from_secs(config.placement_timeout_secs));
         client_config.metrics = Some(grpc.clone());
-        let client = PlacementClient::new(client_config).map_err(|e| e.to_string())?;
+        let client = PlacementClient::new(client_config)
+            .map_err(|e| format!("cluster.placement_endpoints: {e}"))?;
         let stop = CancellationToken::new();
         let epoch = Arc::new(AtomicU64::new(0));
-        let peers = Arc::new(Peers::new(SenderContext {
-            node_id: config.node_id,
-            epoch: epoch.clone(),
-            batch: config.forward_batch,
-            queue: config.forward_queue,
-            metrics: metrics.clone(),
-            layer: GrpcClientLayer::new(grpc),
-        }));
+        let runtime = ForwardRuntime::new().map_err(|e| format!("forward runtime: {e}"))?;
+        let peers = Arc::new(Peers::new(
+            SenderContext {
+                node_id: config.node_id,
+                epoch: epoch.clone(),
+                batch: config.forward_batch,
+                queue: config.forward_queue,
+                metrics: metrics.clone(),
+                layer: GrpcClientLayer::new(grpc),
+            },
+            runtime,
+        ));
         let (lease, lease_rx) = watch::channel(0);
         let routes = routes::start(
             client.clone(),
