@@ -47,9 +47,10 @@ struct ListenerLabels {
     listener: &'static str,
 }
 
+/// One label: the QoS of a message (shared with the cluster layer's metrics).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QosLabels {
-    qos: &'static str,
+pub(crate) struct QosLabels {
+    pub(crate) qos: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

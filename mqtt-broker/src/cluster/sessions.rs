@@ -10,7 +10,6 @@
 //! A session whose owner is gone (its broker crashed) cannot be recovered yet: it lived
 //! in that broker's memory.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -150,19 +149,11 @@ fn export_delivery(d: &Delivery, now: Instant) -> broker_pb::QueuedDelivery {
     }
 }
 
-/// A transferred session, ready to be installed into a local [`Session`].
-#[derive(Debug, Default)]
-pub struct Imported {
-    /// By the filter as the client sent it.
-    pub subscriptions: HashMap<ByteString, Subscription>,
-    pub queue: VecDeque<Delivery>,
-    pub inflight: BTreeMap<u16, Inflight>,
-    pub incoming_qos2: HashSet<u16>,
-}
-
-/// Decodes a transferred session; anything malformed refuses the whole session.
-pub fn import(state: broker_pb::SessionState, now: Instant) -> Result<Imported, DecodeError> {
-    let mut out = Imported::default();
+/// Decodes a transferred session into the state a local [`Session`] keeps (no
+/// connection yet); anything malformed refuses the whole session.
+pub fn import(state: broker_pb::SessionState, now: Instant) -> Result<SessionState, DecodeError> {
+    let mut out = SessionState::default();
+    out.expiry_interval = state.expiry_interval;
     for s in state.subscriptions {
         let options = SubscriptionOptions {
             qos: qos(s.qos)?,
@@ -226,7 +217,7 @@ fn packet_id(v: u32) -> Result<u16, DecodeError> {
 
 /// Moves an imported session's queue, in-flight and QoS 2 state into `state` (the
 /// subscriptions are installed by the caller, who also updates routes).
-pub fn install_queues(state: &mut SessionState, imported: &mut Imported) {
+pub fn install_queues(state: &mut SessionState, imported: &mut SessionState) {
     state.queue.extend(imported.queue.drain(..));
     state.inflight.append(&mut imported.inflight);
     state.incoming_qos2.extend(imported.incoming_qos2.drain());
