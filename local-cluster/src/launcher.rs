@@ -3,6 +3,7 @@
 //! (a second Ctrl-C kills at once).
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::process::StopOutcome;
 use crate::status::{render, RateMeter};
 use crate::table::{render_endpoints, render_leader};
+use crate::traces::{render_tree, TraceCollector, LOCAL_OTLP_PORT};
 use crate::{prometheus, root};
 use crate::{ClusterPlan, Service};
 
@@ -38,6 +40,11 @@ pub struct LaunchOptions {
     pub status_interval: Duration,
     /// A config file for every broker (flags still set addresses and the cluster).
     pub broker_config: Option<PathBuf>,
+    /// Collect every process's spans here and print each message trace as a tree
+    /// (unless `OTEL_EXPORTER_OTLP_ENDPOINT` points them elsewhere).
+    pub traces: bool,
+    /// With `traces`: the fraction of messages without a `traceparent` to trace.
+    pub trace_sample_ratio: f64,
 }
 
 /// Ctrl-C and SIGTERM, listened to from the start so that neither kills the launcher
@@ -86,6 +93,11 @@ pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
         .with_bin_dir(bin_dir);
     plan.ready_timeout = options.ready_timeout;
     plan.broker_config = options.broker_config.clone();
+    let collector = if options.traces {
+        start_trace_collection(&mut plan, options.port_offset, options.trace_sample_ratio).await?
+    } else {
+        None
+    };
     println!(
         "starting 3 × placement-center, 3 × journal-server, 3 × mqtt-broker under {} …",
         plan.root.display()
@@ -123,7 +135,13 @@ pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
     );
     println!("Ctrl-C stops the cluster.\n");
 
-    watch(&mut cluster, &mut signals, options.status_interval).await?;
+    watch(
+        &mut cluster,
+        &mut signals,
+        options.status_interval,
+        collector.as_ref(),
+    )
+    .await?;
 
     println!("stopping brokers → journal → placement (SIGTERM, SIGKILL after {:?}); Ctrl-C again kills at once", cluster.plan().stop_timeout);
     let grace = cluster.plan().stop_timeout;
@@ -138,12 +156,51 @@ pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
     Ok(outcomes)
 }
 
+/// `--traces`: brokers trace `ratio` of the messages that come without a context, and
+/// every process exports its spans to a collector run here, unless the environment names
+/// another OTLP endpoint (the children inherit it).
+async fn start_trace_collection(
+    plan: &mut ClusterPlan,
+    port_offset: u16,
+    ratio: f64,
+) -> Result<Option<TraceCollector>> {
+    plan.broker_args
+        .extend(["--message-sample-ratio".to_owned(), ratio.to_string()]);
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        if let Ok(endpoint) = std::env::var(var) {
+            println!("--traces: {var}={endpoint} is set; every process exports its spans there");
+            return Ok(None);
+        }
+    }
+    let port = LOCAL_OTLP_PORT.checked_add(port_offset).ok_or_else(|| {
+        Error::Plan(format!(
+            "port {LOCAL_OTLP_PORT} + offset {port_offset} > 65535"
+        ))
+    })?;
+    let (collector, addr) = TraceCollector::start(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    plan.env.extend([
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            format!("http://{addr}"),
+        ),
+        // Spans reach the viewer within a second rather than the SDK's default 5 s.
+        ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "500".to_owned()),
+    ]);
+    println!("collecting traces on {addr} (OTLP/gRPC); each message trace is printed as a tree");
+    Ok(Some(collector))
+}
+
 /// The status line every `interval` until a stop signal; unexpected exits are reported
-/// loudly with the end of the process's log.
+/// loudly with the end of the process's log. With a trace collector, the most recent
+/// finished message trace (if any) is printed above it.
 async fn watch(
     cluster: &mut LocalCluster,
     signals: &mut StopSignals,
     interval: Duration,
+    collector: Option<&TraceCollector>,
 ) -> Result<()> {
     let tty = std::io::stdout().is_terminal();
     let mut ticks = tokio::time::interval(interval);
@@ -165,6 +222,14 @@ async fn watch(
                 exited.log.display(),
                 exited.tail
             );
+        }
+        if let Some(spans) =
+            collector.and_then(|c| c.take_finished(Duration::from_secs(1), "mqtt.publish"))
+        {
+            if tty {
+                println!();
+            }
+            println!("{}", render_tree(&spans));
         }
         let status = cluster.status().await;
         let rates = meter.update(

@@ -30,6 +30,7 @@ pub mod root;
 mod spec;
 pub mod status;
 pub mod table;
+pub mod traces;
 
 pub use cluster::{Exited, LocalCluster, LOG_TAIL_LINES};
 pub use error::{Error, Result};

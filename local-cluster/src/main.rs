@@ -40,6 +40,14 @@ struct Cli {
     /// the launcher's flags still set each broker's addresses and cluster settings.
     #[arg(long, value_name = "FILE")]
     broker_config: Option<PathBuf>,
+    /// Collect every process's spans (OTLP on 127.0.0.1:4317) and print each message
+    /// trace as an indented tree with timings. With OTEL_EXPORTER_OTLP_ENDPOINT set, the
+    /// processes export there instead.
+    #[arg(long)]
+    traces: bool,
+    /// With --traces: fraction of messages published without a `traceparent` to trace.
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    trace_sample_ratio: f64,
     /// Seconds between two refreshes of the status line.
     #[arg(long, default_value_t = 2, value_name = "SECS")]
     status_interval: u64,
@@ -57,6 +65,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         port_offset: cli.port_offset,
         ready_timeout: Duration::from_secs(cli.ready_timeout),
         status_interval: Duration::from_secs(cli.status_interval.max(1)),
+        traces: cli.traces,
+        trace_sample_ratio: cli.trace_sample_ratio,
         broker_config: cli
             .broker_config
             .map(|p| std::fs::canonicalize(&p).unwrap_or(p)),

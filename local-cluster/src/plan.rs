@@ -30,6 +30,10 @@ pub struct ClusterPlan {
     /// A broker config file every broker loads first (its flags still set the
     /// addresses and the cluster), e.g. to change queue limits for a benchmark.
     pub broker_config: Option<PathBuf>,
+    /// Extra flags for every broker, after the launcher's own (they win).
+    pub broker_args: Vec<String>,
+    /// Extra environment for every process (e.g. where to export traces).
+    pub env: Vec<(String, String)>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -98,6 +102,8 @@ impl ClusterPlan {
             ready_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(15),
             broker_config: None,
+            broker_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 

@@ -112,16 +112,18 @@ impl ClusterPlan {
                     "--placement-endpoints",
                     grpc_endpoints(&self.placement),
                 );
+                args.extend(self.broker_args.iter().cloned());
             }
         }
         flag(&mut args, "--log-format", "json");
-        let env = [
+        let mut env = [
             ("POD_NAME", name.clone()),
             ("SERVICE_NAME", service.name().to_owned()),
             ("CLUSTER_NAME", CLUSTER_NAME.to_owned()),
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec();
+        env.extend(self.env.iter().cloned());
         LaunchSpec {
             program: self.bin_dir.join(service.name()),
             log: self.log_path(&name),

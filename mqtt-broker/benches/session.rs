@@ -21,6 +21,7 @@ fn delivery(message: &Arc<Message>) -> Delivery {
         qos: QoS::AtLeastOnce,
         retain: false,
         subscription_ids: Vec::new(),
+        span: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn message() -> Arc<Message> {
         properties: Default::default(),
         publisher: "bench".into(),
         received_at: Instant::now(),
+        trace: None,
     })
 }
 

@@ -14,6 +14,7 @@ use crate::auth::Authenticator;
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::message::{Delivery, Message, Will};
+use crate::message_trace;
 use crate::metrics::{BrokerMetrics, DropReason};
 use crate::retained::{MemoryRetainedStore, RetainedStore};
 use crate::router::{Router, SharedSelection, Target};
@@ -152,11 +153,20 @@ impl Broker {
         let limits = self.queue_limits();
         let mut queued = 0;
         for target in targets.drain(..) {
+            let span = message.trace.as_deref().map(|parent| {
+                Box::new(message_trace::deliver_span(
+                    parent,
+                    message,
+                    &target.session.client_id,
+                    target.qos,
+                ))
+            });
             let delivery = Delivery {
                 message: message.clone(),
                 qos: target.qos,
                 retain: message.retain && target.retain_as_published,
                 subscription_ids: target.subscription_ids,
+                span,
             };
             match target.session.enqueue(delivery, limits) {
                 Enqueued::Queued => queued += 1,
@@ -239,6 +249,7 @@ impl Broker {
                 qos,
                 retain: true,
                 subscription_ids: sub.id.into_iter().collect(),
+                span: None,
             };
             if session.enqueue(delivery, limits) != Enqueued::Queued {
                 self.metrics.dropped(qos, DropReason::queue_full);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::message_trace::MessageTracingConfig;
 
 /// The whole broker configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +26,8 @@ pub struct BrokerConfig {
     /// Cluster membership, routing and forwarding; off unless placement endpoints are set.
     pub cluster: ClusterConfig,
     pub telemetry: common_metrics::TelemetryConfig,
+    /// Traces of messages (spans per publish, forward and delivery).
+    pub message_tracing: MessageTracingConfig,
 }
 
 impl Default for BrokerConfig {
@@ -39,6 +42,7 @@ impl Default for BrokerConfig {
             sys: SysConfig::default(),
             cluster: ClusterConfig::default(),
             telemetry: Default::default(),
+            message_tracing: Default::default(),
         }
     }
 }
@@ -300,6 +304,7 @@ impl BrokerConfig {
         if limits.max_queued_messages == 0 {
             return Err("limits.max_queued_messages: must be at least 1".into());
         }
+        self.message_tracing.validate()?;
         let cluster = &self.cluster;
         if cluster.enabled() {
             if cluster.node_id == 0 {

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod listener;
 pub mod message;
+pub mod message_trace;
 pub mod metrics;
 pub mod retained;
 pub mod router;

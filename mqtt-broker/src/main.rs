@@ -36,6 +36,14 @@ struct Cli {
     /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
     #[arg(long)]
     log_format: Option<common_metrics::LogFormat>,
+    /// Fraction (0.0 to 1.0) of messages without a `traceparent` to trace
+    /// (`message_tracing.sample_ratio`).
+    #[arg(long, env = "MQTT_BROKER_MESSAGE_SAMPLE_RATIO", value_name = "RATIO")]
+    message_sample_ratio: Option<f64>,
+    /// Give each MQTT 5 subscriber the context of its delivery span as `traceparent`
+    /// (`message_tracing.reparent`).
+    #[arg(long, env = "MQTT_BROKER_REPARENT")]
+    reparent: Option<bool>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -85,6 +93,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(format) = cli.log_format {
         config.telemetry.log_format = format;
+    }
+    if let Some(ratio) = cli.message_sample_ratio {
+        config.message_tracing.sample_ratio = ratio;
+    }
+    if let Some(reparent) = cli.reparent {
+        config.message_tracing.reparent = reparent;
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_codec::{ByteString, QoS, UserProperties};
 
+use crate::message_trace::MessageTrace;
+
 /// An application message, as published.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -23,6 +25,9 @@ pub struct Message {
     pub publisher: ByteString,
     /// When the broker read the PUBLISH, for latency metrics.
     pub received_at: Instant,
+    /// The span this message's deliveries and forwards are children of, when it is
+    /// traced (see [`crate::message_trace`]).
+    pub trace: MessageTrace,
 }
 
 /// The MQTT 5 properties that travel with a message to its subscribers.
@@ -64,6 +69,9 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers of every matching subscription (MQTT 5).
     pub subscription_ids: Vec<u32>,
+    /// The `mqtt.deliver` span of a traced message; it ends when the delivery is written
+    /// to the client or dropped. Not kept for resends.
+    pub span: Option<Box<tracing::Span>>,
 }
 
 /// A will message, held by the connection until it is published or discarded.

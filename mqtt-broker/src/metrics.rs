@@ -317,9 +317,18 @@ impl ConnectionMetrics {
         self.messages_received[qos as usize].inc();
     }
 
-    /// Counts a delivery and observes its latency since the PUBLISH was read.
-    pub fn message_delivered(&self, qos: QoS, latency_secs: f64) {
+    /// Counts a delivery and observes its latency since the PUBLISH was read; a traced
+    /// delivery (`trace`: its span) is the exemplar that links the latency to its trace.
+    pub fn message_delivered(
+        &self,
+        qos: QoS,
+        latency_secs: f64,
+        trace: Option<&opentelemetry::Context>,
+    ) {
         self.messages_delivered[qos as usize].inc();
-        self.latency[qos as usize].observe(latency_secs);
+        match trace {
+            Some(cx) => self.latency[qos as usize].observe_in(latency_secs, cx),
+            None => self.latency[qos as usize].observe(latency_secs),
+        }
     }
 }

@@ -63,6 +63,12 @@ impl TestCluster {
 
 /// Starts placement center, journal and brokers (three each) on free ports.
 pub async fn start_cluster() -> TestCluster {
+    start_cluster_with(|_| {}).await
+}
+
+/// [`start_cluster`] with the plan changed by `tweak` first (extra environment, broker
+/// flags or config).
+pub async fn start_cluster_with(tweak: impl Fn(&mut ClusterPlan)) -> TestCluster {
     let bins = bin_dir();
     ensure_binaries(&bins);
     // Free ports are chosen by binding port 0 and letting go, so another process (a
@@ -71,9 +77,10 @@ pub async fn start_cluster() -> TestCluster {
     let mut attempt = 1;
     loop {
         let dir = tempfile::tempdir().expect("temp dir");
-        let plan = ClusterPlan::ephemeral(dir.path().join("cluster"))
+        let mut plan = ClusterPlan::ephemeral(dir.path().join("cluster"))
             .expect("free ports")
             .with_bin_dir(bins.clone());
+        tweak(&mut plan);
         match LocalCluster::start(plan).await {
             Ok(cluster) => return TestCluster { cluster, dir },
             Err(

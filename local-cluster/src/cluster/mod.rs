@@ -164,6 +164,21 @@ impl LocalCluster {
         self.wait_ready(&[i]).await
     }
 
+    /// [`LocalCluster::restart`] with `env` added to the process's environment from now
+    /// on (a later value of a variable wins), e.g. to switch a setting on one node.
+    pub async fn restart_with_env(
+        &mut self,
+        service: Service,
+        node: u64,
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        let i = self.index(service, node)?;
+        let spec = &mut self.procs[i].spec;
+        spec.env
+            .extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self.restart(service, node).await
+    }
+
     /// Stops everything gracefully: brokers, then journal nodes, then the placement
     /// center; within a tier all get SIGTERM at once, and SIGKILL after
     /// `plan.stop_timeout`. Returns how each running process ended.

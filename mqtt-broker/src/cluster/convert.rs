@@ -51,6 +51,7 @@ pub fn to_proto(message: &Message, shared: &[SharedKey], now: Instant) -> pb::Fo
             })
             .collect(),
         received_unix_nanos: received_unix,
+        traceparent: None,
     }
 }
 
@@ -110,6 +111,7 @@ pub fn from_proto(
         },
         publisher: m.publisher.into(),
         received_at,
+        trace: None,
     };
     Ok((message, shared))
 }
@@ -185,6 +187,7 @@ mod tests {
             },
             publisher: "pub-1".into(),
             received_at: now,
+            trace: None,
         }
     }
 

@@ -26,6 +26,7 @@ use tower::Layer;
 use super::convert;
 use super::metrics::{ClusterMetrics, ForwardDrop};
 use crate::message::Message;
+use crate::message_trace;
 use crate::router::SharedKey;
 
 /// How long QoS 1/2 messages are retried on a failing stream before they are given up.
@@ -37,6 +38,8 @@ pub struct Outgoing {
     pub message: Arc<Message>,
     /// The shared groups the peer delivers this message for.
     pub shared: Vec<SharedKey>,
+    /// The `mqtt.forward` span of a traced message: open until the peer answered.
+    pub span: Option<tracing::Span>,
 }
 
 /// What every sender needs to know about this node.
@@ -335,7 +338,11 @@ impl SenderContext {
             epoch: self.epoch.load(Ordering::Acquire),
             messages: batch
                 .iter()
-                .map(|o| convert::to_proto(&o.message, &o.shared, now))
+                .map(|o| {
+                    let mut m = convert::to_proto(&o.message, &o.shared, now);
+                    m.traceparent = o.span.as_ref().and_then(message_trace::traceparent);
+                    m
+                })
                 .collect(),
         }
     }

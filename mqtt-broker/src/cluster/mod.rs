@@ -265,9 +265,14 @@ impl Cluster {
     pub async fn forward(&self, message: &Arc<Message>, plan: ForwardPlan) -> usize {
         let mut sent = 0;
         for (node, shared) in plan.nodes {
+            let span = message
+                .trace
+                .as_deref()
+                .map(|parent| crate::message_trace::forward_span(parent, message, node));
             let out = Outgoing {
                 message: message.clone(),
                 shared,
+                span,
             };
             sent += usize::from(self.peers.send(node, out).await);
         }

@@ -90,6 +90,7 @@ impl RetainedMirror {
             properties: Default::default(),
             publisher: Default::default(),
             received_at: Instant::now(),
+            trace: None,
         }));
     }
 }
@@ -151,6 +152,7 @@ mod tests {
             properties: Default::default(),
             publisher: "p".into(),
             received_at: Instant::now(),
+            trace: None,
         };
         let record = convert::retained_record(&message, Instant::now()).encode_to_vec();
         mirror.apply(event(

@@ -19,6 +19,7 @@ use super::metrics::RefuseReason;
 use super::Cluster;
 use super::{convert, sessions};
 use crate::broker::Broker;
+use crate::message_trace;
 use crate::router::SharedSelection;
 
 /// Responses a forward stream buffers before it stops reading batches (backpressure).
@@ -62,9 +63,10 @@ impl BrokerInternalService {
         let metrics = self.fenced(request.from_node, request.epoch)?.metrics();
         let now = Instant::now();
         let mut messages = Vec::with_capacity(request.messages.len());
-        for m in request.messages {
+        for mut m in request.messages {
+            let traceparent = m.traceparent.take();
             match convert::from_proto(m, now) {
-                Ok(decoded) => messages.push(decoded),
+                Ok((message, shared)) => messages.push((message, shared, traceparent)),
                 Err(e) => {
                     metrics.refused(RefuseReason::invalid);
                     return Err(Status::invalid_argument(e.to_string()));
@@ -74,7 +76,11 @@ impl BrokerInternalService {
         metrics.forward_received.inc_by(messages.len() as u64);
         let mut scratch = Vec::new();
         let mut delivered = 0;
-        for (message, shared) in messages {
+        for (mut message, shared, traceparent) in messages {
+            // Open while the message is routed here (its deliveries are its children).
+            let _span = traceparent
+                .as_deref()
+                .map(|tp| message_trace::receive_span(tp, &mut message, request.from_node));
             let queued = self.broker.deliver_local(
                 &Arc::new(message),
                 SharedSelection::Only(&shared),

@@ -198,6 +198,7 @@ fn import_delivery(d: broker_pb::QueuedDelivery, now: Instant) -> Result<Deliver
         qos: qos(d.qos)?,
         retain: d.retain,
         subscription_ids: d.subscription_ids,
+        span: None,
     })
 }
 
@@ -238,9 +239,11 @@ mod tests {
                 properties: Default::default(),
                 publisher: "p".into(),
                 received_at: Instant::now(),
+                trace: None,
             }),
             qos,
             retain: true,
+            span: None,
             subscription_ids: vec![7],
         }
     }

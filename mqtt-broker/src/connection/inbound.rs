@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Client, Close};
 use crate::acl::Action;
 use crate::message::{Message, MessageProperties};
+use crate::message_trace;
 use crate::metrics::DropReason;
 use crate::session::{Inflight, Subscription};
 use crate::sys::SysStats;
@@ -111,7 +112,10 @@ where
         }
         let mut reason = self.check_publish(&topic, &p);
         if reason.is_success() {
-            let message = self.message_of(topic, p.qos, p.retain, p.payload, p.properties);
+            let mut message = self.message_of(topic, p.qos, p.retain, p.payload, p.properties);
+            // Open until the message was handed to every local session and peer.
+            let _span =
+                message_trace::publish_span(&self.broker.config.message_tracing, &mut message);
             let queued = self
                 .broker
                 .publish(Arc::new(message), &mut self.scratch)
@@ -189,6 +193,7 @@ where
             },
             publisher: self.client_id.clone(),
             received_at,
+            trace: None,
         }
     }
 

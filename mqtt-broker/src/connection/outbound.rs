@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Client;
 use crate::message::Delivery;
+use crate::message_trace;
 use crate::metrics::DropReason;
 use crate::session::Inflight;
 use crate::sys::SysStats;
@@ -42,7 +43,7 @@ where
             match st.inflight.get(&id).cloned() {
                 Some(Inflight::Publish(delivery)) => {
                     // Not sent when too large for this client's Maximum Packet Size.
-                    let sent = self.write_publish(&delivery, Some(id), true, now);
+                    let sent = self.write_publish(&delivery, Some(id), true, now, None);
                     if !sent {
                         st.inflight.remove(&id);
                     }
@@ -63,9 +64,11 @@ where
             if self.io.write_buf.len() >= WRITE_HIGH_WATER {
                 return true;
             }
-            let Some(delivery) = st.queue.pop_front() else {
+            let Some(mut delivery) = st.queue.pop_front() else {
                 return false;
             };
+            // A traced delivery's span ends here, once it is written (or dropped).
+            let span = delivery.span.take();
             if delivery.message.is_expired(now) {
                 self.broker
                     .metrics
@@ -83,7 +86,7 @@ where
                     }
                 }
             };
-            if self.write_publish(&delivery, packet_id, false, now) {
+            if self.write_publish(&delivery, packet_id, false, now, span.as_deref()) {
                 if let Some(id) = packet_id {
                     st.inflight.insert(id, Inflight::Publish(delivery));
                 }
@@ -92,13 +95,15 @@ where
     }
 
     /// Encodes one delivery as a PUBLISH for this client's protocol version. Returns
-    /// false when it was dropped for exceeding the client's Maximum Packet Size.
+    /// false when it was dropped for exceeding the client's Maximum Packet Size. `span`
+    /// is the delivery's own span when the message is traced.
     pub(super) fn write_publish(
         &mut self,
         d: &Delivery,
         packet_id: Option<u16>,
         dup: bool,
         now: Instant,
+        span: Option<&tracing::Span>,
     ) -> bool {
         let msg = &d.message;
         let mut properties = PublishProperties::default();
@@ -110,7 +115,12 @@ where
                 topic_alias: None,
                 response_topic: p.response_topic.clone(),
                 correlation_data: p.correlation_data.clone(),
-                user_properties: p.user_properties.clone(),
+                user_properties: match span {
+                    Some(span) if self.broker.config.message_tracing.reparent => {
+                        message_trace::reparented(&p.user_properties, span)
+                    }
+                    _ => p.user_properties.clone(),
+                },
                 subscription_identifiers: d.subscription_ids.clone(),
                 content_type: p.content_type.clone(),
             };
@@ -143,6 +153,7 @@ where
         self.metrics.message_delivered(
             d.qos,
             now.saturating_duration_since(msg.received_at).as_secs_f64(),
+            message_trace::exemplar_context(span).as_ref(),
         );
         true
     }

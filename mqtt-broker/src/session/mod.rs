@@ -210,9 +210,11 @@ mod tests {
                 properties: Default::default(),
                 publisher: "p".into(),
                 received_at: Instant::now(),
+                trace: None,
             }),
             qos,
             retain: false,
+            span: None,
             subscription_ids: vec![],
         }
     }

@@ -1,0 +1,241 @@
+//! One trace per message: every process exports its spans over OTLP to a receiver run
+//! by the test; a PUBLISH carrying a `traceparent` must produce, in that trace, the
+//! publishing broker's span, a delivery span per local subscriber, the forward span, the
+//! receiving broker's span and its delivery span, each the child of the one before; and
+//! subscribers get the creation context unchanged (by default) or the context of their
+//! own delivery span (`reparent`, here switched on for broker 2 only).
+
+use std::time::Duration;
+
+use cluster_tests::{start_cluster_with, unique, Client, Received, TestCluster, WAIT};
+use local_cluster::traces::{render_tree, SpanRecord, TraceCollector};
+use local_cluster::Service;
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use rumqttc::v5::mqttbytes::QoS;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_one_trace_across_brokers() {
+    let (collector, otlp) = TraceCollector::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("trace collector");
+    let mut cluster = start_cluster_with(|plan| {
+        plan.env.extend([
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                format!("http://{otlp}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+        ]);
+    })
+    .await;
+    creation_context_reaches_subscribers_unchanged(&cluster, &collector).await;
+    cluster
+        .cluster
+        .restart_with_env(Service::MqttBroker, 2, &[("MQTT_BROKER_REPARENT", "true")])
+        .await
+        .expect("broker 2 restarts with reparent on");
+    reparent_hands_each_subscriber_its_delivery_span(&cluster, &collector).await;
+    cluster.cluster.stop().await.expect("graceful stop");
+}
+
+/// A random sampled W3C context, as a publishing client would send it.
+fn client_context() -> (String, String, String) {
+    let trace_id = format!("{:032x}", rand_u128());
+    let span_id = format!("{:016x}", rand_u128() as u64 | 1);
+    let traceparent = format!("00-{trace_id}-{span_id}-01");
+    (trace_id, span_id, traceparent)
+}
+
+fn rand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = 0u128;
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out = (out << 64) | u128::from(h.finish());
+    }
+    out.max(1)
+}
+
+fn traceparent_of(got: &Received) -> Option<String> {
+    got.properties
+        .as_ref()?
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .map(|(_, v)| v.clone())
+}
+
+async fn publish_traced(publisher: &mut Client, topic: &str, traceparent: &str) {
+    let properties = PublishProperties {
+        user_properties: vec![("traceparent".into(), traceparent.into())],
+        ..Default::default()
+    };
+    publisher
+        .client
+        .publish_with_properties(topic, QoS::AtLeastOnce, false, "traced", properties)
+        .await
+        .expect("PUBLISH queued");
+    publisher
+        .expect("PUBACK", |p| {
+            matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)).then_some(())
+        })
+        .await;
+}
+
+/// Waits until trace `trace_id` holds every span `expected` names (process, span name).
+async fn wait_for_spans(
+    collector: &TraceCollector,
+    trace_id: &str,
+    expected: &[(&str, &str)],
+) -> Vec<SpanRecord> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let spans = collector.trace(trace_id);
+        let complete = expected.iter().all(|(process, name)| {
+            spans
+                .iter()
+                .any(|s| s.process == *process && s.name == *name)
+        });
+        if complete {
+            return spans;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "trace {trace_id} lacks some of {expected:?}; got:\n{}",
+                render_tree(&spans)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn one<'a>(spans: &'a [SpanRecord], process: &str, name: &str) -> &'a SpanRecord {
+    let found: Vec<_> = spans
+        .iter()
+        .filter(|s| s.process == process && s.name == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {name} on {process}:\n{}",
+        render_tree(spans)
+    );
+    found[0]
+}
+
+async fn creation_context_reaches_subscribers_unchanged(
+    c: &TestCluster,
+    collector: &TraceCollector,
+) {
+    let topic = unique("traced");
+    let mut local = Client::connect(c.mqtt(1), &unique("sub1")).await;
+    let mut remote = Client::connect(c.mqtt(2), &unique("sub2")).await;
+    local.subscribe(&topic, QoS::AtLeastOnce).await;
+    remote.subscribe(&topic, QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(c.mqtt(1), &unique("pub")).await;
+    let (trace_id, client_span, traceparent) = client_context();
+    publish_traced(&mut publisher, &topic, &traceparent).await;
+
+    for sub in [&mut local, &mut remote] {
+        let got = sub.received().await;
+        assert_eq!(
+            traceparent_of(&got).as_deref(),
+            Some(traceparent.as_str()),
+            "the creation context is not the broker's to change"
+        );
+    }
+
+    let spans = wait_for_spans(
+        collector,
+        &trace_id,
+        &[
+            ("mqtt-broker-1", "mqtt.publish"),
+            ("mqtt-broker-1", "mqtt.deliver"),
+            ("mqtt-broker-1", "mqtt.forward"),
+            ("mqtt-broker-2", "mqtt.forward.receive"),
+            ("mqtt-broker-2", "mqtt.deliver"),
+        ],
+    )
+    .await;
+    let tree = render_tree(&spans);
+    eprintln!("{tree}");
+    let publish = one(&spans, "mqtt-broker-1", "mqtt.publish");
+    assert_eq!(
+        publish.parent_span_id, client_span,
+        "child of the client's span:\n{tree}"
+    );
+    let local_delivery = one(&spans, "mqtt-broker-1", "mqtt.deliver");
+    assert_eq!(local_delivery.parent_span_id, publish.span_id, "{tree}");
+    let forward = one(&spans, "mqtt-broker-1", "mqtt.forward");
+    assert_eq!(forward.parent_span_id, publish.span_id, "{tree}");
+    let receive = one(&spans, "mqtt-broker-2", "mqtt.forward.receive");
+    assert_eq!(receive.parent_span_id, forward.span_id, "{tree}");
+    let remote_delivery = one(&spans, "mqtt-broker-2", "mqtt.deliver");
+    assert_eq!(remote_delivery.parent_span_id, receive.span_id, "{tree}");
+    assert!(
+        !spans.iter().any(|s| s.process == "mqtt-broker-3"),
+        "broker 3 has no subscriber and sees nothing:\n{tree}"
+    );
+    for span in &spans {
+        assert_eq!(
+            span.attributes.get("messaging.system").map(String::as_str),
+            Some("mqtt"),
+            "{span:?}"
+        );
+        assert_eq!(
+            span.attributes.get("messaging.destination.name"),
+            Some(&topic),
+            "{span:?}"
+        );
+        assert!(span.name.starts_with("mqtt."), "fixed span names: {span:?}");
+    }
+    assert_eq!(
+        publish.attributes.get("mqtt.qos").map(String::as_str),
+        Some("1")
+    );
+}
+
+async fn reparent_hands_each_subscriber_its_delivery_span(
+    c: &TestCluster,
+    collector: &TraceCollector,
+) {
+    let topic = unique("reparented");
+    let mut local = Client::connect(c.mqtt(1), &unique("sub1")).await;
+    let mut remote = Client::connect(c.mqtt(2), &unique("sub2")).await;
+    local.subscribe(&topic, QoS::AtLeastOnce).await;
+    remote.subscribe(&topic, QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(c.mqtt(3), &unique("pub")).await;
+    let (trace_id, _, traceparent) = client_context();
+    publish_traced(&mut publisher, &topic, &traceparent).await;
+
+    let unchanged = traceparent_of(&local.received().await);
+    assert_eq!(
+        unchanged.as_deref(),
+        Some(traceparent.as_str()),
+        "broker 1 keeps the default"
+    );
+    let rewritten = traceparent_of(&remote.received().await).expect("a traceparent");
+
+    let spans = wait_for_spans(
+        collector,
+        &trace_id,
+        &[
+            ("mqtt-broker-3", "mqtt.publish"),
+            ("mqtt-broker-2", "mqtt.deliver"),
+            ("mqtt-broker-1", "mqtt.deliver"),
+        ],
+    )
+    .await;
+    let delivery = one(&spans, "mqtt-broker-2", "mqtt.deliver");
+    assert_eq!(
+        rewritten,
+        format!("00-{trace_id}-{}-01", delivery.span_id),
+        "the subscriber's parent is its delivery span:\n{}",
+        render_tree(&spans)
+    );
+}
