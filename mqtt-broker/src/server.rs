@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::acl::Acl;
 use crate::auth::Authenticator;
 use crate::broker::Broker;
+use crate::cluster::forward::{FORWARD_CONNECTION_WINDOW, FORWARD_STREAM_WINDOW};
 use crate::cluster::service::BrokerInternalService;
 use crate::cluster::Cluster;
 use crate::config::{BrokerConfig, ListenerProtocol};
@@ -263,6 +264,10 @@ fn serve_grpc(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tracing::info!(addr = ?addr, "broker gRPC service ready");
         let served = tonic::transport::Server::builder()
+            // Forward streams carry batches of ~100 KiB; HTTP/2's default 64 KiB window
+            // would stop the sender for a window update several times per batch.
+            .initial_stream_window_size(FORWARD_STREAM_WINDOW)
+            .initial_connection_window_size(FORWARD_CONNECTION_WINDOW)
             .layer(GrpcServerLayer::new(metrics))
             .add_service(health_service)
             .add_service(internal)

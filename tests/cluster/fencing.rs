@@ -40,10 +40,10 @@ async fn forward_as(
         from_node: from,
         epoch,
         messages: vec![pb::ForwardedMessage {
-            topic: topic.into(),
+            topic: bytes::Bytes::copy_from_slice(topic.as_bytes()),
             payload: format!("epoch {epoch}").into_bytes().into(),
             qos: 1,
-            publisher: "zombie-test".into(),
+            publisher: bytes::Bytes::from_static(b"zombie-test"),
             ..Default::default()
         }],
     };

@@ -14,20 +14,44 @@ use robustmq_proto::broker as pb;
 use crate::message::{Message, MessageProperties};
 use crate::router::SharedKey;
 
-/// A message as forwarded (or stored), `now` being the sender's clock.
-pub fn to_proto(message: &Message, shared: &[SharedKey], now: Instant) -> pb::ForwardedMessage {
+/// One reading of both clocks, taken once per batch rather than once per message.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub instant: Instant,
+    /// Wall-clock time at `instant`, as Unix nanoseconds.
+    pub unix_nanos: u64,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Self::at(Instant::now())
+    }
+
+    /// `instant` (taken just now) with the wall clock read beside it.
+    pub fn at(instant: Instant) -> Self {
+        let unix_nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self {
+            instant,
+            unix_nanos,
+        }
+    }
+}
+
+/// A message as forwarded (or stored), `clock` being the sender's.
+pub fn to_proto(message: &Message, shared: &[SharedKey], clock: Clock) -> pb::ForwardedMessage {
+    let now = clock.instant;
     let p = &message.properties;
     let age = now.saturating_duration_since(message.received_at);
-    let received_unix = SystemTime::now()
-        .checked_sub(age)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
+    let received_unix = clock.unix_nanos.saturating_sub(age.as_nanos() as u64);
     pb::ForwardedMessage {
-        topic: message.topic.to_string(),
+        // Topic and publisher share the message's buffers: no copy.
+        topic: message.topic.as_bytes().clone(),
         payload: message.payload.clone(),
         qos: message.qos as u32,
         retain: message.retain,
-        publisher: message.publisher.to_string(),
+        publisher: message.publisher.as_bytes().clone(),
         payload_format_indicator: p.payload_format_indicator.map(u32::from),
         expiry_remaining_ms: p
             .expires_at
@@ -64,6 +88,8 @@ pub enum DecodeError {
     BadTopic(String),
     #[error("packet identifier {0} is not 1..=65535")]
     BadPacketId(u32),
+    #[error("publisher client id is not UTF-8")]
+    BadPublisher,
     #[error("{0} missing")]
     Missing(&'static str),
 }
@@ -72,16 +98,20 @@ pub enum DecodeError {
 /// sender chose this node for.
 pub fn from_proto(
     m: pb::ForwardedMessage,
-    now: Instant,
+    clock: Clock,
 ) -> Result<(Message, Vec<SharedKey>), DecodeError> {
+    let now = clock.instant;
     let qos = u8::try_from(m.qos)
         .ok()
         .and_then(QoS::from_u8)
         .ok_or(DecodeError::BadQos(m.qos))?;
-    if mqtt_codec::topic::validate_topic_name(&m.topic).is_err() {
-        return Err(DecodeError::BadTopic(m.topic));
+    let bad_topic = |raw: &[u8]| DecodeError::BadTopic(String::from_utf8_lossy(raw).into_owned());
+    let topic = ByteString::try_from(m.topic.clone()).map_err(|_| bad_topic(&m.topic))?;
+    if mqtt_codec::topic::validate_topic_name(&topic).is_err() {
+        return Err(bad_topic(&m.topic));
     }
-    let received_at = received_instant(m.received_unix_nanos, now);
+    let publisher = ByteString::try_from(m.publisher).map_err(|_| DecodeError::BadPublisher)?;
+    let received_at = received_instant(m.received_unix_nanos, clock);
     let shared = m
         .shared_groups
         .into_iter()
@@ -91,7 +121,7 @@ pub fn from_proto(
         })
         .collect();
     let message = Message {
-        topic: m.topic.into(),
+        topic,
         payload: m.payload,
         qos,
         retain: m.retain,
@@ -109,7 +139,7 @@ pub fn from_proto(
                 .map(|p| (p.key.into(), p.value.into()))
                 .collect(),
         },
-        publisher: m.publisher.into(),
+        publisher,
         received_at,
         trace: None,
     };
@@ -118,23 +148,21 @@ pub fn from_proto(
 
 /// The local instant matching a wall-clock time from another process (clocks on one
 /// machine or NTP-synced hosts agree well enough for latency metrics); never in the future.
-fn received_instant(unix_nanos: u64, now: Instant) -> Instant {
-    let wall_now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let age = Duration::from_nanos(wall_now.saturating_sub(unix_nanos));
-    now.checked_sub(age).unwrap_or(now)
+fn received_instant(unix_nanos: u64, clock: Clock) -> Instant {
+    let age = Duration::from_nanos(clock.unix_nanos.saturating_sub(unix_nanos));
+    clock.instant.checked_sub(age).unwrap_or(clock.instant)
 }
 
 /// A retained message as stored in the placement center.
 pub fn retained_record(message: &Message, now: Instant) -> pb::RetainedRecord {
+    let clock = Clock::at(now);
     let expires_at_unix_ms = message.properties.expires_at.map_or(0, |at| {
         let left = at.saturating_duration_since(now);
         (SystemTime::now() + left)
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     });
-    let mut stored = to_proto(message, &[], now);
+    let mut stored = to_proto(message, &[], clock);
     // The remaining lifetime is meaningless at rest: the absolute expiry replaces it.
     stored.expiry_remaining_ms = None;
     pb::RetainedRecord {
@@ -151,7 +179,7 @@ pub fn from_retained(
     let Some(stored) = record.message else {
         return Ok(None);
     };
-    let (mut message, _) = from_proto(stored, now)?;
+    let (mut message, _) = from_proto(stored, Clock::at(now))?;
     if record.expires_at_unix_ms != 0 {
         let wall_now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -199,7 +227,8 @@ mod tests {
             group: "g".into(),
             filter: "a/+".into(),
         }];
-        let (back, shared) = from_proto(to_proto(&m, &groups, now), now).unwrap();
+        let clock = Clock::at(now);
+        let (back, shared) = from_proto(to_proto(&m, &groups, clock), clock).unwrap();
         assert_eq!(back.topic, m.topic);
         assert_eq!(back.payload, m.payload);
         assert_eq!(back.qos, m.qos);
@@ -224,13 +253,19 @@ mod tests {
 
     #[test]
     fn bad_qos_and_topics_are_refused() {
-        let now = Instant::now();
+        let now = Clock::now();
         let mut p = to_proto(&message(), &[], now);
         p.qos = 3;
         assert_eq!(from_proto(p, now).unwrap_err(), DecodeError::BadQos(3));
         let mut p = to_proto(&message(), &[], now);
-        p.topic = "a/#".into();
+        p.topic = Bytes::from_static(b"a/#");
         assert!(matches!(from_proto(p, now), Err(DecodeError::BadTopic(_))));
+        let mut p = to_proto(&message(), &[], now);
+        p.topic = Bytes::from_static(b"a/\xff");
+        assert!(matches!(from_proto(p, now), Err(DecodeError::BadTopic(_))));
+        let mut p = to_proto(&message(), &[], now);
+        p.publisher = Bytes::from_static(b"\xc3");
+        assert_eq!(from_proto(p, now).unwrap_err(), DecodeError::BadPublisher);
     }
 
     #[test]

@@ -32,6 +32,11 @@ use crate::router::SharedKey;
 /// How long QoS 1/2 messages are retried on a failing stream before they are given up.
 const RETRY_FOR: Duration = Duration::from_secs(10);
 
+/// HTTP/2 receive windows of the broker-to-broker server: room for several whole
+/// forward batches in flight, per stream and per connection (the default is 64 KiB).
+pub const FORWARD_STREAM_WINDOW: u32 = 4 << 20;
+pub const FORWARD_CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// One message on its way to one peer.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -236,7 +241,7 @@ impl Peers {
 pub type Client = BrokerInternalClient<GrpcClientService<Channel>>;
 
 /// Batches a sender keeps in flight on its stream before it waits for answers.
-const WINDOW: usize = 8;
+const WINDOW: usize = 32;
 
 /// Sends batches to one peer over one ordered stream until its queue closes (the peer
 /// left): up to [`WINDOW`] batches in flight, answered in order. When the stream breaks,
@@ -332,7 +337,7 @@ async fn send_loop(
 impl SenderContext {
     /// The request carrying `batch`, stamped with this node's current epoch.
     fn request(&self, batch: &[Outgoing]) -> pb::ForwardRequest {
-        let now = Instant::now();
+        let now = convert::Clock::now();
         pb::ForwardRequest {
             from_node: self.node_id,
             epoch: self.epoch.load(Ordering::Acquire),

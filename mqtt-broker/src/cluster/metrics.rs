@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::metrics::QosLabels;
+use crate::metrics::{counters_by_qos, QosLabels};
 
 /// Why a message did not reach a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
@@ -26,6 +26,15 @@ pub enum ForwardDrop {
     stale_epoch,
     /// The peer left the cluster while the message waited.
     peer_gone,
+}
+
+impl ForwardDrop {
+    const ALL: [ForwardDrop; 4] = [
+        ForwardDrop::queue_full,
+        ForwardDrop::peer_failed,
+        ForwardDrop::stale_epoch,
+        ForwardDrop::peer_gone,
+    ];
 }
 
 /// Why this broker refused a forwarded batch.
@@ -47,11 +56,14 @@ struct RefuseLabels {
     reason: RefuseReason,
 }
 
-/// Every metric of the cluster layer.
-#[derive(Debug, Clone, Default)]
+/// Every metric of the cluster layer. Per-message counters are resolved once (by QoS,
+/// and reason), so counting never hashes labels.
+#[derive(Debug, Clone)]
 pub struct ClusterMetrics {
     forwarded: Family<QosLabels, Counter>,
+    forwarded_by_qos: [Counter; 3],
     forward_dropped: Family<DropLabels, Counter>,
+    drops: [[Counter; ForwardDrop::ALL.len()]; 3],
     /// From sending a batch to a peer to its answer.
     pub forward_batch_latency: LatencyHistogram,
     /// Messages received from peers.
@@ -63,6 +75,31 @@ pub struct ClusterMetrics {
     pub routes: Gauge,
     /// Route-table writes to the placement center that failed.
     pub route_update_failures: Counter,
+}
+
+impl Default for ClusterMetrics {
+    /// Unregistered metrics (tests, or a broker that is not clustered).
+    fn default() -> Self {
+        let forwarded = Family::default();
+        let forwarded_by_qos =
+            counters_by_qos(&forwarded, [()], |qos, ()| QosLabels { qos }).map(|[counter]| counter);
+        let forward_dropped = Family::default();
+        let drops = counters_by_qos(&forward_dropped, ForwardDrop::ALL, |qos, reason| {
+            DropLabels { qos, reason }
+        });
+        Self {
+            forwarded,
+            forwarded_by_qos,
+            forward_dropped,
+            drops,
+            forward_batch_latency: Default::default(),
+            forward_received: Default::default(),
+            forward_refused: Default::default(),
+            peers: Default::default(),
+            routes: Default::default(),
+            route_update_failures: Default::default(),
+        }
+    }
 }
 
 impl ClusterMetrics {
@@ -115,18 +152,11 @@ impl ClusterMetrics {
     }
 
     pub fn forwarded(&self, qos: QoS) {
-        self.forwarded
-            .get_or_create(&QosLabels { qos: qos.as_str() })
-            .inc();
+        self.forwarded_by_qos[qos as usize].inc();
     }
 
     pub fn dropped(&self, qos: QoS, reason: ForwardDrop) {
-        self.forward_dropped
-            .get_or_create(&DropLabels {
-                qos: qos.as_str(),
-                reason,
-            })
-            .inc();
+        self.drops[qos as usize][reason as usize].inc();
     }
 
     pub fn refused(&self, reason: RefuseReason) {

@@ -23,7 +23,7 @@ use crate::message_trace;
 use crate::router::SharedSelection;
 
 /// Responses a forward stream buffers before it stops reading batches (backpressure).
-const STREAM_WINDOW: usize = 16;
+const STREAM_WINDOW: usize = 64;
 
 /// The longest `AwaitMirror` waits, whatever the caller asks.
 const MAX_MIRROR_WAIT: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ impl BrokerInternalService {
     /// Delivers one forwarded batch to this node's subscribers, in order.
     fn deliver_batch(&self, request: pb::ForwardRequest) -> Result<pb::ForwardResponse, Status> {
         let metrics = self.fenced(request.from_node, request.epoch)?.metrics();
-        let now = Instant::now();
+        let now = convert::Clock::now();
         let mut messages = Vec::with_capacity(request.messages.len());
         for mut m in request.messages {
             let traceparent = m.traceparent.take();

@@ -142,7 +142,7 @@ fn export_subscription(key: &ByteString, sub: &Subscription) -> broker_pb::Sessi
 
 fn export_delivery(d: &Delivery, now: Instant) -> broker_pb::QueuedDelivery {
     broker_pb::QueuedDelivery {
-        message: Some(convert::to_proto(&d.message, &[], now)),
+        message: Some(convert::to_proto(&d.message, &[], convert::Clock::at(now))),
         qos: d.qos as u32,
         retain: d.retain,
         subscription_ids: d.subscription_ids.clone(),
@@ -192,7 +192,7 @@ pub fn import(state: broker_pb::SessionState, now: Instant) -> Result<SessionSta
 
 fn import_delivery(d: broker_pb::QueuedDelivery, now: Instant) -> Result<Delivery, DecodeError> {
     let message = d.message.ok_or(DecodeError::Missing("message"))?;
-    let (message, _) = convert::from_proto(message, now)?;
+    let (message, _) = convert::from_proto(message, convert::Clock::at(now))?;
     Ok(Delivery {
         message: Arc::new(message),
         qos: qos(d.qos)?,
@@ -306,7 +306,7 @@ mod tests {
                 message: Some(convert::to_proto(
                     &delivery(b"x", QoS::AtMostOnce).message,
                     &[],
-                    Instant::now(),
+                    convert::Clock::now(),
                 )),
                 qos: 3,
                 ..Default::default()
