@@ -3,7 +3,8 @@
 //! publishing broker's span, a delivery span per local subscriber, the forward span, the
 //! receiving broker's span and its delivery span, each the child of the one before; and
 //! subscribers get the creation context unchanged (by default) or the context of their
-//! own delivery span (`reparent`, here switched on for broker 2 only).
+//! own delivery span (`reparent`, here switched on for broker 2 only). A retained
+//! message's trace also holds its placement-center call.
 
 use std::time::Duration;
 
@@ -198,6 +199,68 @@ async fn creation_context_reaches_subscribers_unchanged(
         publish.attributes.get("mqtt.qos").map(String::as_str),
         Some("1")
     );
+    retained_message_trace_reaches_the_placement_center(c, collector, &mut publisher).await;
+}
+
+/// A retained PUBLISH is stored in the placement center before it is acknowledged: that
+/// call, and the placement center's handling of it, are in the message's trace.
+async fn retained_message_trace_reaches_the_placement_center(
+    c: &TestCluster,
+    collector: &TraceCollector,
+    publisher: &mut Client,
+) {
+    let topic = unique("traced-retained");
+    let (trace_id, _, traceparent) = client_context();
+    let properties = PublishProperties {
+        user_properties: vec![("traceparent".into(), traceparent)],
+        ..Default::default()
+    };
+    publisher
+        .client
+        .publish_with_properties(&topic, QoS::AtLeastOnce, true, "kept", properties)
+        .await
+        .expect("PUBLISH queued");
+    publisher
+        .expect("PUBACK", |p| {
+            matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)).then_some(())
+        })
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let spans = loop {
+        let spans = collector.trace(&trace_id);
+        if spans
+            .iter()
+            .any(|s| s.process.starts_with("placement-center-"))
+        {
+            break spans;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no placement-center span in the retained message's trace:\n{}\nbroker log:\n{}",
+            render_tree(&spans),
+            c.log("mqtt-broker-1")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("{}", render_tree(&spans));
+    let publish = one(&spans, "mqtt-broker-1", "mqtt.publish");
+    let by_id: std::collections::HashMap<&str, &SpanRecord> =
+        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let server = spans
+        .iter()
+        .find(|s| s.process.starts_with("placement-center-"))
+        .expect("found above");
+    // Walk up from the placement center's span: it descends from the publish span.
+    let mut at = server;
+    while at.span_id != publish.span_id {
+        at = by_id.get(at.parent_span_id.as_str()).unwrap_or_else(|| {
+            panic!(
+                "{} is not under mqtt.publish:\n{}",
+                server.name,
+                render_tree(&spans)
+            )
+        });
+    }
 }
 
 async fn reparent_hands_each_subscriber_its_delivery_span(

@@ -9,6 +9,7 @@ use mqtt_codec::{
     SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument;
 
 use super::{Client, Close};
 use crate::acl::Action;
@@ -113,12 +114,15 @@ where
         let mut reason = self.check_publish(&topic, &p);
         if reason.is_success() {
             let mut message = self.message_of(topic, p.qos, p.retain, p.payload, p.properties);
-            // Open until the message was handed to every local session and peer.
-            let _span =
+            // Open until the message was handed to every local session and peer; entered
+            // while publishing, so that a placement-center call it makes (a retained
+            // message) is part of the message's trace.
+            let span =
                 message_trace::publish_span(&self.broker.config.message_tracing, &mut message);
             let queued = self
                 .broker
                 .publish(Arc::new(message), &mut self.scratch)
+                .instrument(span)
                 .await;
             if queued == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
