@@ -14,7 +14,7 @@ use crate::auth::Authenticator;
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::message::{Delivery, Message, Will};
-use crate::message_trace;
+use crate::message_trace::MessageTracer;
 use crate::metrics::{BrokerMetrics, DropReason};
 use crate::retained::{MemoryRetainedStore, RetainedStore};
 use crate::router::{Router, SharedSelection, Target};
@@ -40,6 +40,8 @@ pub struct Broker {
     /// Source of connection numbers (session ownership checks, logs).
     next_conn_id: AtomicU64,
     pub started: Instant,
+    /// Starts the spans of traced messages.
+    pub tracer: MessageTracer,
 }
 
 impl Broker {
@@ -52,6 +54,7 @@ impl Broker {
         cluster: Option<Arc<Cluster>>,
     ) -> Self {
         Self {
+            tracer: MessageTracer::new(config.message_tracing.clone()),
             config,
             router: Router::default(),
             sessions: SessionRegistry::default(),
@@ -100,7 +103,7 @@ impl Broker {
             SharedSelection::Except(&plan.remote_groups),
             scratch,
         );
-        local + cluster.forward(&message, plan).await
+        local + cluster.forward(&message, plan, &self.tracer).await
     }
 
     /// Updates the retained store: cluster-wide through the placement center when
@@ -154,7 +157,7 @@ impl Broker {
         let mut queued = 0;
         for target in targets.drain(..) {
             let span = message.trace.as_deref().map(|parent| {
-                Box::new(message_trace::deliver_span(
+                Arc::new(self.tracer.deliver_span(
                     parent,
                     message,
                     &target.session.client_id,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_codec::{ByteString, QoS, UserProperties};
 
-use crate::message_trace::MessageTrace;
+use crate::message_trace::{MessageSpan, MessageTrace};
 
 /// An application message, as published.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ pub struct Delivery {
     pub subscription_ids: Vec<u32>,
     /// The `mqtt.deliver` span of a traced message; it ends when the delivery is written
     /// to the client or dropped. Not kept for resends.
-    pub span: Option<Box<tracing::Span>>,
+    pub span: Option<Arc<MessageSpan>>,
 }
 
 /// A will message, held by the connection until it is published or discarded.

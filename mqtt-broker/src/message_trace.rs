@@ -21,16 +21,20 @@
 //! processing span becomes that span's child. Spans carry messaging attributes; no
 //! payload, no client id in a span name.
 //!
+//! The spans are made with the OpenTelemetry API directly ([`MessageTracer`], over the
+//! global tracer provider that telemetry installs), not through `tracing`: a span made
+//! through `tracing-opentelemetry` also goes through the subscriber's registry and the log
+//! layer, which cost several times more per traced message.
+//!
 //! An untraced message costs one scan of its user properties and no span at all; a
 //! message whose `traceparent` says "not sampled" is not traced either (the caller
 //! decided).
 
 use mqtt_codec::{ByteString, QoS, UserProperties};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
-use opentelemetry::Context;
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
+use opentelemetry::trace::{Span as _, SpanContext, SpanKind, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 use serde::Deserialize;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use common_metrics::propagation::{self, TRACEPARENT, TRACESTATE};
 
@@ -94,99 +98,198 @@ fn creation_context(properties: &UserProperties) -> Option<Result<Context, ()>> 
     })
 }
 
-/// The span context of `span` if it is recorded and sampled.
-fn sampled(span: &Span) -> MessageTrace {
-    if span.is_disabled() {
-        return None;
+/// A message span, started with the OpenTelemetry API directly (not through `tracing`:
+/// per-message spans made through `tracing-opentelemetry` and the log layer cost about
+/// twenty untraced messages each). It ends when dropped.
+pub struct MessageSpan(BoxedSpan);
+
+impl std::fmt::Debug for MessageSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MessageSpan")
+            .field(self.0.span_context())
+            .finish()
     }
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
-    (sc.is_valid() && sc.is_sampled()).then(|| Box::new(sc))
 }
 
-/// Starts the `mqtt.publish` span of a message a client just published, and sets
-/// `message.trace`. Returns [`Span::none`] for a message that is not traced. Keep the
-/// span until the message has been handed to every local session and peer.
-pub fn publish_span(config: &MessageTracingConfig, message: &mut Message) -> Span {
-    let parent = match creation_context(&message.properties.user_properties) {
-        Some(Ok(cx)) => Some(cx),
-        Some(Err(())) => return Span::none(),
-        None if config.sample_ratio > 0.0 && rand::random::<f64>() < config.sample_ratio => None,
-        None => return Span::none(),
-    };
-    let span = tracing::info_span!(
-        parent: None,
-        "mqtt.publish",
-        otel.kind = "server",
-        messaging.system = "mqtt",
-        messaging.operation.name = "publish",
-        messaging.operation.type = "receive",
-        messaging.destination.name = %message.topic,
-        messaging.client.id = %message.publisher,
-        messaging.message.body.size = message.payload.len(),
-        mqtt.qos = message.qos as u8,
-        mqtt.retain = message.retain,
-    );
-    let rooted = parent.is_none();
-    // An empty context makes the span a root, whatever tracing span is current.
-    let _ = span.set_parent(parent.unwrap_or_default());
-    message.trace = sampled(&span);
-    if rooted && config.attach_context && message.trace.is_some() {
-        let cx = span.context();
-        propagation::inject_context(&cx, |key, value| {
-            message
-                .properties
-                .user_properties
-                .push((key.into(), value.into()));
-        });
+impl MessageSpan {
+    pub fn span_context(&self) -> &SpanContext {
+        self.0.span_context()
     }
-    span
+
+    /// The span as an OpenTelemetry context (a parent, a propagated header, an exemplar).
+    pub fn context(&self) -> Context {
+        Context::new().with_remote_span_context(self.span_context().clone())
+    }
+
+    /// Its context, when it records and is sampled (a no-op tracer's span carries its
+    /// parent's context without recording anything).
+    fn sampled(&self) -> MessageTrace {
+        let sc = self.span_context();
+        (self.0.is_recording() && sc.is_valid() && sc.is_sampled()).then(|| Box::new(sc.clone()))
+    }
 }
 
-/// A span that is a child of `parent` (a span of another process or task).
-fn child_of(span: Span, parent: &SpanContext) -> Span {
-    let _ = span.set_parent(Context::new().with_remote_span_context(parent.clone()));
-    span
+/// Starts the spans of traced messages; one per broker.
+pub struct MessageTracer {
+    config: MessageTracingConfig,
+    tracer: BoxedTracer,
 }
 
-/// The `mqtt.deliver` span of one delivery of a traced message to subscriber
-/// `client_id`; it ends when the delivery is written to the client (or dropped).
-pub fn deliver_span(parent: &SpanContext, message: &Message, client_id: &str, qos: QoS) -> Span {
-    child_of(
-        tracing::info_span!(
-            parent: None,
+impl std::fmt::Debug for MessageTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageTracer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageTracer {
+    /// A tracer from the global tracer provider (installed by telemetry at start-up;
+    /// without one, nothing is recorded and no message is traced).
+    pub fn new(config: MessageTracingConfig) -> Self {
+        Self::with_tracer(
+            config,
+            opentelemetry::global::tracer(env!("CARGO_PKG_NAME")),
+        )
+    }
+
+    pub fn with_tracer(config: MessageTracingConfig, tracer: BoxedTracer) -> Self {
+        Self { config, tracer }
+    }
+
+    pub fn config(&self) -> &MessageTracingConfig {
+        &self.config
+    }
+
+    fn start(
+        &self,
+        name: &'static str,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+        parent: &Context,
+    ) -> MessageSpan {
+        MessageSpan(
+            self.tracer
+                .span_builder(name)
+                .with_kind(kind)
+                .with_attributes(attributes)
+                .start_with_context(&self.tracer, parent),
+        )
+    }
+
+    /// Starts the `mqtt.publish` span of a message a client just published and sets
+    /// `message.trace`; `None` for a message that is not traced. Keep the span until the
+    /// message has been handed to every local session and peer.
+    pub fn publish_span(&self, message: &mut Message) -> Option<MessageSpan> {
+        let ratio = self.config.sample_ratio;
+        let parent = match creation_context(&message.properties.user_properties) {
+            Some(Ok(cx)) => Some(cx),
+            Some(Err(())) => return None,
+            None if ratio > 0.0 && rand::random::<f64>() < ratio => None,
+            None => return None,
+        };
+        let rooted = parent.is_none();
+        let span = self.start(
+            "mqtt.publish",
+            SpanKind::Server,
+            vec![
+                KeyValue::new("messaging.system", "mqtt"),
+                KeyValue::new("messaging.operation.name", "publish"),
+                KeyValue::new("messaging.operation.type", "receive"),
+                KeyValue::new("messaging.destination.name", message.topic.to_string()),
+                KeyValue::new("messaging.client.id", message.publisher.to_string()),
+                KeyValue::new("messaging.message.body.size", message.payload.len() as i64),
+                KeyValue::new("mqtt.qos", message.qos as i64),
+                KeyValue::new("mqtt.retain", message.retain),
+            ],
+            // An empty context makes the span a root.
+            &parent.unwrap_or_default(),
+        );
+        message.trace = Some(span.sampled()?);
+        if rooted && self.config.attach_context {
+            propagation::inject_context(&span.context(), |key, value| {
+                message
+                    .properties
+                    .user_properties
+                    .push((key.into(), value.into()));
+            });
+        }
+        Some(span)
+    }
+
+    /// The `mqtt.deliver` span of one delivery of a traced message to subscriber
+    /// `client_id`; it ends when the delivery is written to the client (or dropped).
+    pub fn deliver_span(
+        &self,
+        parent: &SpanContext,
+        message: &Message,
+        client_id: &str,
+        qos: QoS,
+    ) -> MessageSpan {
+        self.start(
             "mqtt.deliver",
-            otel.kind = "producer",
-            messaging.system = "mqtt",
-            messaging.operation.name = "deliver",
-            messaging.operation.type = "send",
-            messaging.destination.name = %message.topic,
-            messaging.client.id = client_id,
-            mqtt.qos = qos as u8,
-        ),
-        parent,
-    )
-}
+            SpanKind::Producer,
+            vec![
+                KeyValue::new("messaging.system", "mqtt"),
+                KeyValue::new("messaging.operation.name", "deliver"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.destination.name", message.topic.to_string()),
+                KeyValue::new("messaging.client.id", client_id.to_owned()),
+                KeyValue::new("mqtt.qos", qos as i64),
+            ],
+            &Context::new().with_remote_span_context(parent.clone()),
+        )
+    }
 
-/// The `mqtt.forward` span of a traced message on its way to peer broker `node`.
-pub fn forward_span(parent: &SpanContext, message: &Message, node: u64) -> Span {
-    child_of(
-        tracing::info_span!(
-            parent: None,
+    /// The `mqtt.forward` span of a traced message on its way to peer broker `node`.
+    pub fn forward_span(&self, parent: &SpanContext, message: &Message, node: u64) -> MessageSpan {
+        self.start(
             "mqtt.forward",
-            otel.kind = "producer",
-            messaging.system = "mqtt",
-            messaging.operation.name = "forward",
-            messaging.operation.type = "send",
-            messaging.destination.name = %message.topic,
-            robustmq.peer.node_id = node,
-        ),
-        parent,
-    )
+            SpanKind::Producer,
+            vec![
+                KeyValue::new("messaging.system", "mqtt"),
+                KeyValue::new("messaging.operation.name", "forward"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.destination.name", message.topic.to_string()),
+                KeyValue::new("robustmq.peer.node_id", node as i64),
+            ],
+            &Context::new().with_remote_span_context(parent.clone()),
+        )
+    }
+
+    /// The `mqtt.forward.receive` span of a message peer `from_node` forwarded here with
+    /// `traceparent`, and sets `message.trace`; `None` when the context is malformed or
+    /// not sampled.
+    pub fn receive_span(
+        &self,
+        traceparent: &str,
+        message: &mut Message,
+        from_node: u64,
+    ) -> Option<MessageSpan> {
+        let cx = propagation::extract_from_pairs([(TRACEPARENT, traceparent)]);
+        let sc = cx.span().span_context().clone();
+        if !sc.is_valid() || !sc.is_sampled() {
+            return None;
+        }
+        let span = self.start(
+            "mqtt.forward.receive",
+            SpanKind::Consumer,
+            vec![
+                KeyValue::new("messaging.system", "mqtt"),
+                KeyValue::new("messaging.operation.name", "receive"),
+                KeyValue::new("messaging.operation.type", "receive"),
+                KeyValue::new("messaging.destination.name", message.topic.to_string()),
+                KeyValue::new("robustmq.peer.node_id", from_node as i64),
+            ],
+            &cx,
+        );
+        message.trace = Some(span.sampled()?);
+        Some(span)
+    }
 }
 
 /// The `traceparent` of `span`, for the peer a message is forwarded to.
-pub fn traceparent(span: &Span) -> Option<String> {
+pub fn traceparent(span: &MessageSpan) -> Option<String> {
     let mut out = None;
     propagation::inject_context(&span.context(), |key, value| {
         if key == TRACEPARENT {
@@ -196,32 +299,8 @@ pub fn traceparent(span: &Span) -> Option<String> {
     out
 }
 
-/// The `mqtt.forward.receive` span of a message peer `from_node` forwarded here with
-/// `traceparent`, and sets `message.trace`; [`Span::none`] when the context is
-/// malformed or not sampled.
-pub fn receive_span(traceparent: &str, message: &mut Message, from_node: u64) -> Span {
-    let cx = propagation::extract_from_pairs([(TRACEPARENT, traceparent)]);
-    let sc = cx.span().span_context().clone();
-    if !sc.is_valid() || !sc.is_sampled() {
-        return Span::none();
-    }
-    let span = tracing::info_span!(
-        parent: None,
-        "mqtt.forward.receive",
-        otel.kind = "consumer",
-        messaging.system = "mqtt",
-        messaging.operation.name = "receive",
-        messaging.operation.type = "receive",
-        messaging.destination.name = %message.topic,
-        robustmq.peer.node_id = from_node,
-    );
-    let _ = span.set_parent(cx);
-    message.trace = sampled(&span);
-    span
-}
-
 /// `properties` with the trace context replaced by that of `span` (reparent mode).
-pub fn reparented(properties: &UserProperties, span: &Span) -> UserProperties {
+pub fn reparented(properties: &UserProperties, span: &MessageSpan) -> UserProperties {
     let mut out: UserProperties = properties
         .iter()
         .filter(|(k, _)| {
@@ -235,22 +314,53 @@ pub fn reparented(properties: &UserProperties, span: &Span) -> UserProperties {
     out
 }
 
-/// The exemplar context of a delivery: its span's, when it has one.
-pub fn exemplar_context(span: Option<&Span>) -> Option<Context> {
-    span.filter(|s| !s.is_disabled())
-        .map(OpenTelemetrySpanExt::context)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Instant;
 
-    use common_metrics::testing::{attribute, capture_spans};
-    use opentelemetry::trace::SpanId;
+    use opentelemetry::trace::{SpanId, TracerProvider as _};
+    use opentelemetry::Value;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+    /// A tracer whose spans land in memory as they end.
+    fn tracer(sample_ratio: f64, attach_context: bool) -> (MessageTracer, InMemorySpanExporter) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let config = MessageTracingConfig {
+            sample_ratio,
+            attach_context,
+            ..Default::default()
+        };
+        let tracer = BoxedTracer::new(Box::new(provider.tracer("test")));
+        (MessageTracer::with_tracer(config, tracer), exporter)
+    }
+
+    fn spans(exporter: &InMemorySpanExporter) -> Vec<SpanData> {
+        exporter.get_finished_spans().expect("spans")
+    }
+
+    fn finished(exporter: &InMemorySpanExporter, name: &str) -> SpanData {
+        spans(exporter)
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name} span"))
+    }
+
+    fn attribute(span: &SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| match &kv.value {
+                Value::String(s) => s.to_string(),
+                other => other.to_string(),
+            })
+    }
 
     fn message(user_properties: &[(&str, &str)]) -> Message {
         let mut m = Message {
@@ -270,14 +380,6 @@ mod tests {
         m
     }
 
-    fn config(sample_ratio: f64, attach_context: bool) -> MessageTracingConfig {
-        MessageTracingConfig {
-            sample_ratio,
-            attach_context,
-            ..Default::default()
-        }
-    }
-
     fn context_property(m: &Message) -> Option<String> {
         m.properties
             .user_properties
@@ -288,16 +390,17 @@ mod tests {
 
     #[test]
     fn a_sampled_creation_context_parents_the_publish_span() {
-        let capture = capture_spans();
+        let (tracer, exporter) = tracer(0.0, true);
         let traceparent = format!("00-{TRACE}-{CLIENT_SPAN}-01");
         let mut m = message(&[("app", "x"), ("traceparent", &traceparent)]);
-        let span = publish_span(&config(0.0, true), &mut m);
+        let span = tracer.publish_span(&mut m).expect("traced");
         let trace = m.trace.clone().expect("traced");
         assert_eq!(trace.trace_id().to_string(), TRACE);
         drop(span);
-        let publish = capture.span("mqtt.publish").expect("publish span");
+        let publish = finished(&exporter, "mqtt.publish");
         assert_eq!(publish.parent_span_id.to_string(), CLIENT_SPAN);
         assert_eq!(publish.span_context.span_id(), trace.span_id());
+        assert_eq!(publish.span_kind, SpanKind::Server);
         assert_eq!(
             attribute(&publish, "messaging.destination.name").as_deref(),
             Some("sensors/1")
@@ -306,6 +409,7 @@ mod tests {
             attribute(&publish, "messaging.system").as_deref(),
             Some("mqtt")
         );
+        assert_eq!(attribute(&publish, "mqtt.qos").as_deref(), Some("1"));
         assert_eq!(
             context_property(&m),
             Some(traceparent),
@@ -316,26 +420,36 @@ mod tests {
 
     #[test]
     fn unsampled_or_absent_contexts_are_not_traced() {
-        let capture = capture_spans();
+        let (tracer, exporter) = tracer(1.0, false);
         let mut m = message(&[("traceparent", &format!("00-{TRACE}-{CLIENT_SPAN}-00"))]);
-        assert!(publish_span(&config(1.0, false), &mut m).is_none());
+        assert!(tracer.publish_span(&mut m).is_none());
         assert!(m.trace.is_none(), "the caller decided not to sample");
-        let mut m = message(&[]);
-        assert!(publish_span(&config(0.0, true), &mut m).is_none());
-        assert!(m.trace.is_none() && m.properties.user_properties.is_empty());
         let mut m = message(&[("traceparent", "garbage")]);
-        assert!(publish_span(&config(0.0, false), &mut m).is_none());
-        assert!(capture.spans().is_empty());
+        assert!(tracer.publish_span(&mut m).is_none());
+        let (tracer, _) = self::tracer(0.0, true);
+        let mut m = message(&[]);
+        assert!(tracer.publish_span(&mut m).is_none());
+        assert!(m.trace.is_none() && m.properties.user_properties.is_empty());
+        assert!(spans(&exporter).is_empty());
+    }
+
+    #[test]
+    fn without_a_tracer_provider_nothing_is_traced() {
+        // No global provider is installed in unit tests: the global tracer is a no-op.
+        let tracer = MessageTracer::new(MessageTracingConfig::default());
+        let mut m = message(&[("traceparent", &format!("00-{TRACE}-{CLIENT_SPAN}-01"))]);
+        assert!(tracer.publish_span(&mut m).is_none());
+        assert!(m.trace.is_none());
     }
 
     #[test]
     fn a_sampled_message_without_context_roots_a_trace_and_may_carry_it() {
-        let capture = capture_spans();
+        let (tracer, exporter) = tracer(1.0, true);
         let mut m = message(&[]);
-        let span = publish_span(&config(1.0, true), &mut m);
+        let span = tracer.publish_span(&mut m).expect("sampled at ratio 1");
         let trace = m.trace.clone().expect("sampled at ratio 1");
         drop(span);
-        let publish = capture.span("mqtt.publish").expect("publish span");
+        let publish = finished(&exporter, "mqtt.publish");
         assert_eq!(publish.parent_span_id, SpanId::INVALID, "a root span");
         assert_eq!(
             context_property(&m),
@@ -345,62 +459,58 @@ mod tests {
 
     #[test]
     fn deliveries_forwards_and_receives_chain_and_reparent_rewrites_the_context() {
-        let capture = capture_spans();
+        let (tracer, exporter) = tracer(0.0, false);
         let mut m = message(&[
             ("traceparent", &format!("00-{TRACE}-{CLIENT_SPAN}-01")),
             ("tracestate", "vendor=1"),
             ("app", "kept"),
         ]);
-        let publish = publish_span(&config(0.0, false), &mut m);
+        let publish = tracer.publish_span(&mut m).expect("traced");
         let parent = m.trace.clone().expect("traced");
 
-        let forward = forward_span(&parent, &m, 2);
+        let forward = tracer.forward_span(&parent, &m, 2);
         let sent = traceparent(&forward).expect("forward context");
         let mut remote = message(&[]);
-        let receive = receive_span(&sent, &mut remote, 1);
+        let receive = tracer.receive_span(&sent, &mut remote, 1).expect("traced");
         let remote_parent = remote.trace.clone().expect("traced on the peer");
-        let delivery = deliver_span(&remote_parent, &remote, "subscriber-1", QoS::AtMostOnce);
+        let delivery =
+            tracer.deliver_span(&remote_parent, &remote, "subscriber-1", QoS::AtMostOnce);
         // A local delivery inherits the creation context's tracestate.
-        let local = deliver_span(&parent, &m, "subscriber-2", QoS::AtLeastOnce);
+        let local = tracer.deliver_span(&parent, &m, "subscriber-2", QoS::AtLeastOnce);
         let rewritten = reparented(&m.properties.user_properties, &local);
-        let delivery_cx = local.context().span().span_context().clone();
         assert_eq!(
             rewritten,
             vec![
                 ("app".into(), "kept".into()),
                 (
                     "traceparent".into(),
-                    format!("00-{TRACE}-{}-01", delivery_cx.span_id()).into()
+                    format!("00-{TRACE}-{}-01", local.span_context().span_id()).into()
                 ),
                 ("tracestate".into(), "vendor=1".into()),
             ]
         );
         drop((local, delivery, receive, forward, publish));
 
-        let span = |name| capture.span(name).unwrap_or_else(|| panic!("{name}"));
-        let (publish, forward, receive, delivery) = (
-            span("mqtt.publish"),
-            span("mqtt.forward"),
-            span("mqtt.forward.receive"),
-            capture
-                .spans()
-                .into_iter()
-                .find(|s| {
-                    s.name == "mqtt.deliver"
-                        && attribute(s, "messaging.client.id").as_deref() == Some("subscriber-1")
-                })
-                .expect("remote delivery"),
+        let (publish, forward, receive) = (
+            finished(&exporter, "mqtt.publish"),
+            finished(&exporter, "mqtt.forward"),
+            finished(&exporter, "mqtt.forward.receive"),
         );
+        let delivery = spans(&exporter)
+            .into_iter()
+            .find(|s| {
+                s.name == "mqtt.deliver"
+                    && attribute(s, "messaging.client.id").as_deref() == Some("subscriber-1")
+            })
+            .expect("remote delivery");
         assert_eq!(forward.parent_span_id, publish.span_context.span_id());
         assert_eq!(receive.parent_span_id, forward.span_context.span_id());
         assert_eq!(delivery.parent_span_id, receive.span_context.span_id());
         for s in [&publish, &forward, &receive, &delivery] {
             assert_eq!(s.span_context.trace_id().to_string(), TRACE);
         }
-        assert_eq!(
-            attribute(&delivery, "messaging.client.id").as_deref(),
-            Some("subscriber-1")
-        );
+        assert_eq!(delivery.span_kind, SpanKind::Producer);
+        assert_eq!(receive.span_kind, SpanKind::Consumer);
         assert_eq!(
             attribute(&forward, "robustmq.peer.node_id").as_deref(),
             Some("2")
@@ -409,9 +519,13 @@ mod tests {
 
     #[test]
     fn sample_ratio_is_checked() {
-        assert!(config(0.5, false).validate().is_ok());
-        let err = config(1.5, false).validate().unwrap_err();
+        let config = |sample_ratio| MessageTracingConfig {
+            sample_ratio,
+            ..Default::default()
+        };
+        assert!(config(0.5).validate().is_ok());
+        let err = config(1.5).validate().unwrap_err();
         assert!(err.contains("message_tracing.sample_ratio"), "{err}");
-        assert!(config(-0.1, false).validate().is_err());
+        assert!(config(-0.1).validate().is_err());
     }
 }

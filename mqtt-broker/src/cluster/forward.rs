@@ -44,7 +44,7 @@ pub struct Outgoing {
     /// The shared groups the peer delivers this message for.
     pub shared: Vec<SharedKey>,
     /// The `mqtt.forward` span of a traced message: open until the peer answered.
-    pub span: Option<tracing::Span>,
+    pub span: Option<message_trace::MessageSpan>,
 }
 
 /// What every sender needs to know about this node.

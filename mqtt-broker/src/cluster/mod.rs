@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::config::ClusterConfig;
 use crate::message::Message;
+use crate::message_trace::MessageTracer;
 use crate::session::Subscription;
 use cache::{ForwardPlan, RouteCache};
 use forward::{ForwardRuntime, Outgoing, Peers, SenderContext};
@@ -262,13 +263,18 @@ impl Cluster {
     }
 
     /// Queues `message` for each peer in `plan`; returns how many will get it.
-    pub async fn forward(&self, message: &Arc<Message>, plan: ForwardPlan) -> usize {
+    pub async fn forward(
+        &self,
+        message: &Arc<Message>,
+        plan: ForwardPlan,
+        tracer: &MessageTracer,
+    ) -> usize {
         let mut sent = 0;
         for (node, shared) in plan.nodes {
             let span = message
                 .trace
                 .as_deref()
-                .map(|parent| crate::message_trace::forward_span(parent, message, node));
+                .map(|parent| tracer.forward_span(parent, message, node));
             let out = Outgoing {
                 message: message.clone(),
                 shared,

@@ -19,7 +19,6 @@ use super::metrics::RefuseReason;
 use super::Cluster;
 use super::{convert, sessions};
 use crate::broker::Broker;
-use crate::message_trace;
 use crate::router::SharedSelection;
 
 /// Responses a forward stream buffers before it stops reading batches (backpressure).
@@ -78,9 +77,11 @@ impl BrokerInternalService {
         let mut delivered = 0;
         for (mut message, shared, traceparent) in messages {
             // Open while the message is routed here (its deliveries are its children).
-            let _span = traceparent
-                .as_deref()
-                .map(|tp| message_trace::receive_span(tp, &mut message, request.from_node));
+            let _span = traceparent.as_deref().and_then(|tp| {
+                self.broker
+                    .tracer
+                    .receive_span(tp, &mut message, request.from_node)
+            });
             let queued = self.broker.deliver_local(
                 &Arc::new(message),
                 SharedSelection::Only(&shared),

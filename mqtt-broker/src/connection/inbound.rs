@@ -8,13 +8,12 @@ use mqtt_codec::{
     ByteString, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe,
     SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
+use opentelemetry::trace::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::Instrument;
 
 use super::{Client, Close};
 use crate::acl::Action;
 use crate::message::{Message, MessageProperties};
-use crate::message_trace;
 use crate::metrics::DropReason;
 use crate::session::{Inflight, Subscription};
 use crate::sys::SysStats;
@@ -117,13 +116,13 @@ where
             // Open until the message was handed to every local session and peer; entered
             // while publishing, so that a placement-center call it makes (a retained
             // message) is part of the message's trace.
-            let span =
-                message_trace::publish_span(&self.broker.config.message_tracing, &mut message);
-            let queued = self
-                .broker
-                .publish(Arc::new(message), &mut self.scratch)
-                .instrument(span)
-                .await;
+            let span = self.broker.tracer.publish_span(&mut message);
+            let publish = self.broker.publish(Arc::new(message), &mut self.scratch);
+            let queued = match &span {
+                Some(span) => publish.with_context(span.context()).await,
+                None => publish.await,
+            };
+            drop(span);
             if queued == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }

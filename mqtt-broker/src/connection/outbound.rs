@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Client;
 use crate::message::Delivery;
-use crate::message_trace;
+use crate::message_trace::{self, MessageSpan};
 use crate::metrics::DropReason;
 use crate::session::Inflight;
 use crate::sys::SysStats;
@@ -103,7 +103,7 @@ where
         packet_id: Option<u16>,
         dup: bool,
         now: Instant,
-        span: Option<&tracing::Span>,
+        span: Option<&MessageSpan>,
     ) -> bool {
         let msg = &d.message;
         let mut properties = PublishProperties::default();
@@ -153,7 +153,7 @@ where
         self.metrics.message_delivered(
             d.qos,
             now.saturating_duration_since(msg.received_at).as_secs_f64(),
-            message_trace::exemplar_context(span).as_ref(),
+            span.map(MessageSpan::context).as_ref(),
         );
         true
     }
