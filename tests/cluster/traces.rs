@@ -71,14 +71,15 @@ fn traceparent_of(got: &Received) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-async fn publish_traced(publisher: &mut Client, topic: &str, traceparent: &str) {
+/// Publishes at QoS 1 with `traceparent` as a user property; waits for the PUBACK.
+async fn publish_traced(publisher: &mut Client, topic: &str, traceparent: &str, retain: bool) {
     let properties = PublishProperties {
         user_properties: vec![("traceparent".into(), traceparent.into())],
         ..Default::default()
     };
     publisher
         .client
-        .publish_with_properties(topic, QoS::AtLeastOnce, false, "traced", properties)
+        .publish_with_properties(topic, QoS::AtLeastOnce, retain, "traced", properties)
         .await
         .expect("PUBLISH queued");
     publisher
@@ -86,6 +87,32 @@ async fn publish_traced(publisher: &mut Client, topic: &str, traceparent: &str) 
             matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)).then_some(())
         })
         .await;
+}
+
+/// One scenario's clients: subscribers to a new topic on brokers 1 (`local`) and 2
+/// (`remote`), and a publisher on broker `publisher_node`.
+struct Scenario {
+    topic: String,
+    local: Client,
+    remote: Client,
+    publisher: Client,
+}
+
+impl Scenario {
+    async fn start(c: &TestCluster, name: &str, publisher_node: u64) -> Self {
+        let topic = unique(name);
+        let mut local = Client::connect(c.mqtt(1), &unique("sub1")).await;
+        let mut remote = Client::connect(c.mqtt(2), &unique("sub2")).await;
+        local.subscribe(&topic, QoS::AtLeastOnce).await;
+        remote.subscribe(&topic, QoS::AtLeastOnce).await;
+        let publisher = Client::connect(c.mqtt(publisher_node), &unique("pub")).await;
+        Self {
+            topic,
+            local,
+            remote,
+            publisher,
+        }
+    }
 }
 
 /// Waits until trace `trace_id` holds every span `expected` names (process, span name).
@@ -133,14 +160,14 @@ async fn creation_context_reaches_subscribers_unchanged(
     c: &TestCluster,
     collector: &TraceCollector,
 ) {
-    let topic = unique("traced");
-    let mut local = Client::connect(c.mqtt(1), &unique("sub1")).await;
-    let mut remote = Client::connect(c.mqtt(2), &unique("sub2")).await;
-    local.subscribe(&topic, QoS::AtLeastOnce).await;
-    remote.subscribe(&topic, QoS::AtLeastOnce).await;
-    let mut publisher = Client::connect(c.mqtt(1), &unique("pub")).await;
+    let Scenario {
+        topic,
+        mut local,
+        mut remote,
+        mut publisher,
+    } = Scenario::start(c, "traced", 1).await;
     let (trace_id, client_span, traceparent) = client_context();
-    publish_traced(&mut publisher, &topic, &traceparent).await;
+    publish_traced(&mut publisher, &topic, &traceparent, false).await;
 
     for sub in [&mut local, &mut remote] {
         let got = sub.received().await;
@@ -211,20 +238,7 @@ async fn retained_message_trace_reaches_the_placement_center(
 ) {
     let topic = unique("traced-retained");
     let (trace_id, _, traceparent) = client_context();
-    let properties = PublishProperties {
-        user_properties: vec![("traceparent".into(), traceparent)],
-        ..Default::default()
-    };
-    publisher
-        .client
-        .publish_with_properties(&topic, QoS::AtLeastOnce, true, "kept", properties)
-        .await
-        .expect("PUBLISH queued");
-    publisher
-        .expect("PUBACK", |p| {
-            matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)).then_some(())
-        })
-        .await;
+    publish_traced(publisher, &topic, &traceparent, true).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let spans = loop {
         let spans = collector.trace(&trace_id);
@@ -267,14 +281,14 @@ async fn reparent_hands_each_subscriber_its_delivery_span(
     c: &TestCluster,
     collector: &TraceCollector,
 ) {
-    let topic = unique("reparented");
-    let mut local = Client::connect(c.mqtt(1), &unique("sub1")).await;
-    let mut remote = Client::connect(c.mqtt(2), &unique("sub2")).await;
-    local.subscribe(&topic, QoS::AtLeastOnce).await;
-    remote.subscribe(&topic, QoS::AtLeastOnce).await;
-    let mut publisher = Client::connect(c.mqtt(3), &unique("pub")).await;
+    let Scenario {
+        topic,
+        mut local,
+        mut remote,
+        mut publisher,
+    } = Scenario::start(c, "reparented", 3).await;
     let (trace_id, _, traceparent) = client_context();
-    publish_traced(&mut publisher, &topic, &traceparent).await;
+    publish_traced(&mut publisher, &topic, &traceparent, false).await;
 
     let unchanged = traceparent_of(&local.received().await);
     assert_eq!(
