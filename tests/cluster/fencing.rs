@@ -1,6 +1,7 @@
 //! Fencing: a broker process that was replaced by a newer incarnation of the same node
 //! (it was paused or partitioned past its lease, or lingers after a restart) is refused
-//! by its peers: what it forwards is not delivered.
+//! by its peers: what it forwards is not delivered. And a batch that a sender resends
+//! (its stream broke before the answer came) is delivered once.
 
 use cluster_tests::{start_cluster, unique, Client, TestCluster};
 use local_cluster::Service;
@@ -21,12 +22,14 @@ async fn epoch_of(c: &TestCluster, node: u64) -> u64 {
     kv.create_revision as u64
 }
 
-/// Sends one batch as node `from` with `epoch` to broker 1; the first answer.
+/// Sends one batch as node `from` with `epoch` to broker 1, its message numbered `seq`
+/// by sending task `stream_id`, on a stream of its own; the first answer.
 async fn forward_as(
     c: &TestCluster,
     from: u64,
     epoch: u64,
     topic: &str,
+    (stream_id, seq): (u64, u64),
 ) -> Result<pb::ForwardResponse, tonic::Status> {
     let grpc = c
         .cluster
@@ -44,8 +47,10 @@ async fn forward_as(
             payload: format!("epoch {epoch}").into_bytes().into(),
             qos: 1,
             publisher: bytes::Bytes::from_static(b"zombie-test"),
+            seq,
             ..Default::default()
         }],
+        stream_id,
     };
     let mut answers = client
         .forward_stream(futures::stream::iter([request]))
@@ -79,7 +84,7 @@ async fn a_replaced_incarnation_cannot_deliver() {
     let mut sub = Client::connect(c.mqtt(1), &unique("fenced-sub")).await;
     sub.subscribe(&topic, QoS::AtLeastOnce).await;
     // The current incarnation is heard...
-    let answer = forward_as(&c, 3, new, &topic)
+    let answer = forward_as(&c, 3, new, &topic, (0, 0))
         .await
         .expect("current epoch accepted");
     assert_eq!(answer.delivered, 1);
@@ -88,7 +93,7 @@ async fn a_replaced_incarnation_cannot_deliver() {
         format!("epoch {new}").into_bytes()
     );
     // ...the replaced one is refused and delivers nothing.
-    let refused = forward_as(&c, 3, old, &topic)
+    let refused = forward_as(&c, 3, old, &topic, (0, 0))
         .await
         .expect_err("stale epoch refused");
     assert_eq!(
@@ -99,6 +104,30 @@ async fn a_replaced_incarnation_cannot_deliver() {
     assert!(
         sub.drain().await.is_empty(),
         "nothing from the stale incarnation"
+    );
+
+    // A resent batch: the same sending task and number on a new stream.
+    for (attempt, expected) in [(1, 1), (2, 0)] {
+        let answer = forward_as(&c, 3, new, &topic, (42, 7))
+            .await
+            .expect("current epoch accepted");
+        assert_eq!(answer.delivered, expected, "attempt {attempt}");
+    }
+    assert_eq!(sub.drain().await.len(), 1, "delivered once");
+    let metrics = local_cluster::probe::metrics_text(
+        c.cluster
+            .node(Service::MqttBroker, 1)
+            .expect("broker 1")
+            .metrics,
+    )
+    .await
+    .expect("broker 1 metrics");
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("robustmq_cluster_forward_repeated_messages_total{")
+                && l.ends_with(" 1")
+        ),
+        "the repeat is counted:\n{metrics}"
     );
     c.cluster.stop().await.expect("graceful stop");
 }

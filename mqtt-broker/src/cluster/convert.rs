@@ -76,6 +76,7 @@ pub fn to_proto(message: &Message, shared: &[SharedKey], clock: Clock) -> pb::Fo
             .collect(),
         received_unix_nanos: received_unix,
         traceparent: None,
+        seq: 0,
     }
 }
 

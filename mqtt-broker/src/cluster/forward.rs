@@ -5,8 +5,8 @@
 //! costs neither an RPC nor a round trip per message. Backpressure: a QoS 1/2 publisher
 //! waits for room in the queue (its PUBACK waits with it); QoS 0 beyond the queue is
 //! dropped, counted and logged. When the stream breaks, unanswered QoS 1/2 messages are
-//! sent again on a new one while the peer stays registered, up to a deadline; what still
-//! fails is counted and logged, never silently lost.
+//! sent again on a new one while the peer stays registered, up to a deadline, and the
+//! peer delivers each once; what still fails is counted and logged, never silently lost.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +45,9 @@ pub struct Outgoing {
     pub shared: Vec<SharedKey>,
     /// The `mqtt.forward` span of a traced message: open until the peer answered.
     pub span: Option<message_trace::MessageSpan>,
+    /// Its number on the way to this peer, given when it is first sent (0 until then)
+    /// and kept when it is resent, so the peer delivers it once.
+    pub seq: u64,
 }
 
 /// What every sender needs to know about this node.
@@ -245,9 +248,9 @@ const WINDOW: usize = 32;
 
 /// Sends batches to one peer over one ordered stream until its queue closes (the peer
 /// left): up to [`WINDOW`] batches in flight, answered in order. When the stream breaks,
-/// the QoS 1/2 messages of unanswered batches are sent again on a new stream (at least
-/// once: the peer may have delivered some of them) until [`RETRY_FOR`] passes; QoS 0
-/// ones are counted as dropped.
+/// the QoS 1/2 messages of unanswered batches are sent again on a new stream, with the
+/// numbers they had, until [`RETRY_FOR`] passes; the peer skips those it delivered
+/// already ([`super::replay`]). QoS 0 ones are counted as dropped.
 async fn send_loop(
     peer: u64,
     mut client: Client,
@@ -255,6 +258,10 @@ async fn send_loop(
     cx: SenderContext,
 ) {
     let mut resend: Vec<Outgoing> = Vec::new();
+    // Messages are numbered here, the one consumer of the queue, so that numbers follow
+    // the order they are sent in.
+    let stream_id = rand::random::<u64>();
+    let mut last_seq = 0;
     let mut failing_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -267,7 +274,11 @@ async fn send_loop(
                 let mut batch = std::mem::take(&mut resend);
                 loop {
                     if !batch.is_empty() {
-                        let request = cx.request(&batch);
+                        for out in batch.iter_mut().filter(|o| o.seq == 0) {
+                            last_seq += 1;
+                            out.seq = last_seq;
+                        }
+                        let request = cx.request(stream_id, &batch);
                         if requests.send(request).await.is_err() {
                             pending.push_back((batch, Instant::now()));
                             break tonic::Status::unavailable("forward stream closed");
@@ -336,16 +347,18 @@ async fn send_loop(
 
 impl SenderContext {
     /// The request carrying `batch`, stamped with this node's current epoch.
-    fn request(&self, batch: &[Outgoing]) -> pb::ForwardRequest {
+    fn request(&self, stream_id: u64, batch: &[Outgoing]) -> pb::ForwardRequest {
         let now = convert::Clock::now();
         pb::ForwardRequest {
             from_node: self.node_id,
             epoch: self.epoch.load(Ordering::Acquire),
+            stream_id,
             messages: batch
                 .iter()
                 .map(|o| {
                     let mut m = convert::to_proto(&o.message, &o.shared, now);
                     m.traceparent = o.span.as_ref().and_then(message_trace::traceparent);
+                    m.seq = o.seq;
                     m
                 })
                 .collect(),

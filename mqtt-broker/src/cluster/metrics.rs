@@ -68,6 +68,8 @@ pub struct ClusterMetrics {
     pub forward_batch_latency: LatencyHistogram,
     /// Messages received from peers.
     pub forward_received: Counter,
+    /// Messages a peer sent again after a broken stream, which were delivered already.
+    pub forward_repeated: Counter,
     forward_refused: Family<RefuseLabels, Counter>,
     /// Other brokers currently registered.
     pub peers: Gauge,
@@ -94,6 +96,7 @@ impl Default for ClusterMetrics {
             drops,
             forward_batch_latency: Default::default(),
             forward_received: Default::default(),
+            forward_repeated: Default::default(),
             forward_refused: Default::default(),
             peers: Default::default(),
             routes: Default::default(),
@@ -127,6 +130,11 @@ impl ClusterMetrics {
             "forward_received_messages",
             "Messages received from peer brokers",
             m.forward_received.clone(),
+        );
+        r.register(
+            "forward_repeated_messages",
+            "Messages a peer broker resent after a broken stream that were delivered already (not delivered again)",
+            m.forward_repeated.clone(),
         );
         r.register(
             "forward_refused",

@@ -19,6 +19,7 @@ pub mod convert;
 pub mod forward;
 pub mod metrics;
 pub mod mirror;
+pub mod replay;
 pub mod retained;
 pub mod routes;
 pub mod service;
@@ -64,6 +65,8 @@ pub struct Cluster {
     lease: watch::Sender<LeaseId>,
     /// Highest epoch seen per peer: forwards from a lower one are refused.
     fences: Arc<Mutex<HashMap<u64, u64>>>,
+    /// What peers forwarded and this node delivered (resent batches deliver once).
+    pub delivered: replay::DeliveredSeqs,
     /// Revision up to which retained records are applied locally (-1: not yet listed).
     retained_applied: watch::Sender<i64>,
     /// Revision up to which the route cache is complete (-1: not yet listed).
@@ -127,6 +130,7 @@ impl Cluster {
             epoch,
             lease,
             fences: Default::default(),
+            delivered: Default::default(),
             retained_applied: watch::channel(-1).0,
             routes_synced: watch::channel(-1).0,
             registration: Default::default(),
@@ -279,6 +283,7 @@ impl Cluster {
                 message: message.clone(),
                 shared,
                 span,
+                seq: 0,
             };
             sent += usize::from(self.peers.send(node, out).await);
         }

@@ -59,13 +59,14 @@ impl BrokerInternalService {
 
     /// Delivers one forwarded batch to this node's subscribers, in order.
     fn deliver_batch(&self, request: pb::ForwardRequest) -> Result<pb::ForwardResponse, Status> {
-        let metrics = self.fenced(request.from_node, request.epoch)?.metrics();
+        let cluster = self.fenced(request.from_node, request.epoch)?;
+        let metrics = cluster.metrics();
         let now = convert::Clock::now();
         let mut messages = Vec::with_capacity(request.messages.len());
         for mut m in request.messages {
-            let traceparent = m.traceparent.take();
+            let (traceparent, seq) = (m.traceparent.take(), m.seq);
             match convert::from_proto(m, now) {
-                Ok((message, shared)) => messages.push((message, shared, traceparent)),
+                Ok((message, shared)) => messages.push((seq, (message, shared, traceparent))),
                 Err(e) => {
                     metrics.refused(RefuseReason::invalid);
                     return Err(Status::invalid_argument(e.to_string()));
@@ -75,20 +76,25 @@ impl BrokerInternalService {
         metrics.forward_received.inc_by(messages.len() as u64);
         let mut scratch = Vec::new();
         let mut delivered = 0;
-        for (mut message, shared, traceparent) in messages {
-            // Open while the message is routed here (its deliveries are its children).
-            let _span = traceparent.as_deref().and_then(|tp| {
-                self.broker
-                    .tracer
-                    .receive_span(tp, &mut message, request.from_node)
-            });
-            let queued = self.broker.deliver_local(
-                &Arc::new(message),
-                SharedSelection::Only(&shared),
-                &mut scratch,
-            );
-            delivered += u32::from(queued > 0);
-        }
+        let from = request.from_node;
+        let repeated = cluster.delivered.deliver_new(
+            from,
+            request.stream_id,
+            messages,
+            |(mut message, shared, traceparent)| {
+                // Open while the message is routed here (its deliveries are its children).
+                let _span = traceparent
+                    .as_deref()
+                    .and_then(|tp| self.broker.tracer.receive_span(tp, &mut message, from));
+                let queued = self.broker.deliver_local(
+                    &Arc::new(message),
+                    SharedSelection::Only(&shared),
+                    &mut scratch,
+                );
+                delivered += u32::from(queued > 0);
+            },
+        );
+        metrics.forward_repeated.inc_by(repeated as u64);
         Ok(pb::ForwardResponse { delivered })
     }
 }
