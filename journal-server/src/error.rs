@@ -90,9 +90,7 @@ fn leader_hint(id: &u64, addr: &str) -> String {
     }
 }
 
-/// Metadata key carrying the leader's address on a `NotLeader` error, for clients that
-/// follow redirects.
-pub const LEADER_ADDR_METADATA: &str = "x-journal-leader-addr";
+pub use journal_client::LEADER_ADDR_METADATA;
 /// Metadata key carrying the leader's node id on a `NotLeader` error.
 pub const LEADER_ID_METADATA: &str = "x-journal-leader-id";
 

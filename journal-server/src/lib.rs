@@ -7,9 +7,9 @@
 //! watermark, elections), `shard` (one shard replica: all of the above), `placement`
 //! (which nodes hold which shard), `node` (every shard on this node), `service` (tonic
 //! client and peer APIs), `server` (startup and shutdown), `membership` (registration in
-//! the placement center), `metrics`, `client` (a leader-following client).
+//! the placement center), and `metrics`. The leader-following client is the `journal-client` crate
+//! (re-exported as `client`).
 
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod epochs;
@@ -30,5 +30,6 @@ pub mod shard;
 
 pub use config::JournalConfig;
 pub use error::{JournalError, StorageError};
+pub use journal_client as client;
 pub use record::{NewRecord, Record};
 pub use server::Server;

@@ -14,7 +14,9 @@ use robustmq_proto::journal::journal_client::JournalClient as Rpc;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::error::LEADER_ADDR_METADATA;
+/// Metadata key carrying the leader's address on a `NotLeader` error, for clients that
+/// follow redirects.
+pub const LEADER_ADDR_METADATA: &str = "x-journal-leader-addr";
 
 /// Pause between attempts while a leader is being elected.
 const BACKOFF: Duration = Duration::from_millis(50);
@@ -45,6 +47,40 @@ impl JournalClient {
     pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
         self
+    }
+
+    /// Replaces the node addresses (the journal's membership changed); known leaders
+    /// stay until they fail.
+    pub fn set_addrs(&mut self, addrs: impl IntoIterator<Item = impl Into<String>>) {
+        self.addrs = addrs.into_iter().map(Into::into).collect();
+    }
+
+    /// The node addresses this client tries.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// Creates `shard` with `replication_factor` replicas (0: the nodes' default) unless
+    /// it exists; true when this call created it. Tries each node in turn.
+    pub async fn ensure_shard(
+        &mut self,
+        shard: &str,
+        replication_factor: u32,
+    ) -> Result<bool, Status> {
+        let mut last = Status::unavailable("no journal nodes known");
+        for addr in self.addrs.clone() {
+            let req = pb::CreateShardRequest {
+                shard: shard.to_owned(),
+                replication_factor,
+            };
+            match self.rpc(&addr)?.create_shard(req).await {
+                Ok(_) => return Ok(true),
+                Err(s) if s.code() == Code::AlreadyExists => return Ok(false),
+                Err(s) if s.code() == Code::InvalidArgument => return Err(s),
+                Err(s) => last = s,
+            }
+        }
+        Err(last)
     }
 
     /// The raw gRPC client of `addr`.
