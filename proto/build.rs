@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // buffer into the request, none from the request into the subscribers' deliveries.
     tonic_prost_build::configure()
         .bytes(".robustmq.broker")
+        // The message inside a session-log record is large beside the other kinds.
+        .boxed(".robustmq.broker.v1.SessionLogRecord.kind.enqueued")
         .compile_fds(fds)?;
     Ok(())
 }

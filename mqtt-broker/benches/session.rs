@@ -22,6 +22,7 @@ fn delivery(message: &Arc<Message>) -> Delivery {
         retain: false,
         subscription_ids: Vec::new(),
         span: None,
+        durable: None,
     }
 }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acl::Acl;
 use crate::auth::Authenticator;
+use crate::cluster::durable::{Pending, Receipt, SessionLog};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::message::{Delivery, Message, Will};
@@ -20,6 +21,33 @@ use crate::retained::{MemoryRetainedStore, RetainedStore};
 use crate::router::{Router, SharedSelection, Target};
 use crate::session::{Enqueued, QueueLimits, Session, SessionRegistry, Subscription};
 use crate::sys::SysStats;
+
+/// What [`Broker::deliver_local`] did with a message.
+#[derive(Debug)]
+pub struct Delivered {
+    /// Local sessions it was queued for.
+    pub queued: usize,
+    /// Its session-log record, when persistent sessions here got it.
+    pub receipt: Option<Receipt>,
+}
+
+/// What [`Broker::publish`] did with a message.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// Local sessions and peers it went to.
+    pub queued: usize,
+    /// What the publisher's PUBACK/PUBREC waits for: empty unless durability is on.
+    pub pending: Pending,
+}
+
+impl From<Delivered> for Published {
+    fn from(d: Delivered) -> Self {
+        Self {
+            queued: d.queued,
+            pending: Pending::journal(d.receipt),
+        }
+    }
+}
 
 /// Everything connections share.
 #[derive(Debug)]
@@ -86,24 +114,33 @@ impl Broker {
     /// it for every matching local session and, in a cluster, forwards it once to each
     /// peer with matching subscribers. QoS 1/2 waits here for room in a peer's forward
     /// queue (backpressure). `scratch` is reused across calls to avoid an allocation per
-    /// message. Returns the number of local sessions and peers it went to.
-    pub async fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> usize {
+    /// message. Returns the number of local sessions and peers it went to, and what the
+    /// publisher's acknowledgement must wait for (with durability on).
+    pub async fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> Published {
         if message.retain {
             self.store_retained(&message).await;
         }
         let Some(cluster) = &self.cluster else {
-            return self.deliver_counted(&message, SharedSelection::All, scratch);
+            return self
+                .deliver_counted(&message, SharedSelection::All, scratch)
+                .into();
         };
         let plan = cluster.plan(&message);
         if plan.nodes.is_empty() {
-            return self.deliver_counted(&message, SharedSelection::All, scratch);
+            return self
+                .deliver_counted(&message, SharedSelection::All, scratch)
+                .into();
         }
         let local = self.deliver_local(
             &message,
             SharedSelection::Except(&plan.remote_groups),
             scratch,
         );
-        local + cluster.forward(&message, plan, &self.tracer).await
+        let mut published = Published::from(local);
+        published.queued += cluster
+            .forward(&message, plan, &self.tracer, &mut published.pending)
+            .await;
+        published
     }
 
     /// Updates the retained store: cluster-wide through the placement center when
@@ -129,7 +166,7 @@ impl Broker {
         message: &Arc<Message>,
         shared: SharedSelection<'_>,
         scratch: &mut Vec<Target>,
-    ) -> usize {
+    ) -> Delivered {
         self.router.route(message, shared, scratch);
         // Broker-originated messages ($SYS) with no audience are not drops.
         if scratch.is_empty() && !message.publisher.is_empty() {
@@ -140,22 +177,56 @@ impl Broker {
     }
 
     /// Queues a message for the matching sessions of this node only, serving the shared
-    /// groups `shared` selects. Returns the number of sessions it was queued for.
+    /// groups `shared` selects. Returns the number of sessions it was queued for, and the
+    /// receipt of its session-log record when persistent sessions got it.
     pub fn deliver_local(
         &self,
         message: &Arc<Message>,
         shared: SharedSelection<'_>,
         scratch: &mut Vec<Target>,
-    ) -> usize {
+    ) -> Delivered {
         self.router.route(message, shared, scratch);
         self.enqueue_targets(message, scratch)
     }
 
-    /// Queues `message` for the routed `targets` (drained); returns how many took it.
-    fn enqueue_targets(&self, message: &Arc<Message>, targets: &mut Vec<Target>) -> usize {
+    /// Queues `message` for the routed `targets` (drained). QoS 1/2 deliveries to
+    /// journaled (persistent) sessions are written to the session log first, so that an
+    /// acknowledgement can never be written before the record it acknowledges.
+    fn enqueue_targets(&self, message: &Arc<Message>, targets: &mut Vec<Target>) -> Delivered {
         let limits = self.queue_limits();
+        let log = self
+            .session_log()
+            .filter(|_| message.qos != QoS::AtMostOnce);
+        let mut durable = None;
+        let mut receipt = None;
+        // Which targets the record names (decided once: a session may become journaled
+        // meanwhile).
+        let mut journaled = Vec::new();
+        if let Some(log) = log {
+            journaled.extend(
+                targets
+                    .iter()
+                    .map(|t| t.qos != QoS::AtMostOnce && t.session.is_journaled()),
+            );
+            let logged: Vec<_> = targets
+                .iter()
+                .zip(&journaled)
+                .filter(|(_, journaled)| **journaled)
+                .map(|(t, _)| robustmq_proto::broker::SessionTarget {
+                    client_id: t.session.client_id.to_string(),
+                    qos: t.qos as u32,
+                    retain: message.retain && t.retain_as_published,
+                    subscription_ids: t.subscription_ids.clone(),
+                })
+                .collect();
+            if !logged.is_empty() {
+                let id = log.next_id();
+                receipt = Some(log.enqueued(id, message, logged));
+                durable = Some(id);
+            }
+        }
         let mut queued = 0;
-        for target in targets.drain(..) {
+        for (i, target) in targets.drain(..).enumerate() {
             let span = message.trace.as_deref().map(|parent| {
                 Arc::new(self.tracer.deliver_span(
                     parent,
@@ -164,22 +235,34 @@ impl Broker {
                     target.qos,
                 ))
             });
+            let durable = durable.filter(|_| journaled[i]);
             let delivery = Delivery {
                 message: message.clone(),
                 qos: target.qos,
                 retain: message.retain && target.retain_as_published,
                 subscription_ids: target.subscription_ids,
                 span,
+                durable,
             };
-            match target.session.enqueue(delivery, limits) {
-                Enqueued::Queued => queued += 1,
-                Enqueued::DroppedQueueFull => {
-                    self.metrics.dropped(target.qos, DropReason::queue_full)
-                }
+            let enqueued = target.session.enqueue(delivery, limits);
+            if enqueued == Enqueued::Queued {
+                queued += 1;
+                continue;
+            }
+            if let (Some(log), Some(id)) = (log, durable) {
+                log.done(&target.session.client_id, id);
+            }
+            match enqueued {
                 Enqueued::DroppedOffline => self.metrics.dropped(target.qos, DropReason::offline),
+                _ => self.metrics.dropped(target.qos, DropReason::queue_full),
             }
         }
-        queued
+        Delivered { queued, receipt }
+    }
+
+    /// This broker's session log, when durability is on.
+    pub fn session_log(&self) -> Option<&Arc<SessionLog>> {
+        self.cluster.as_ref().and_then(|c| c.log.as_ref())
     }
 
     /// Publishes a broker-originated message (`$SYS`) to this node's subscribers only.
@@ -189,6 +272,7 @@ impl Broker {
             self.metrics.retained.set(self.retained.len() as i64);
         }
         self.deliver_local(&message, SharedSelection::All, scratch)
+            .queued
     }
 
     /// Adds a subscription of `session` to the router and, for a new one in a cluster,
@@ -253,6 +337,7 @@ impl Broker {
                 retain: true,
                 subscription_ids: sub.id.into_iter().collect(),
                 span: None,
+                durable: None,
             };
             if session.enqueue(delivery, limits) != Enqueued::Queued {
                 self.metrics.dropped(qos, DropReason::queue_full);
@@ -314,7 +399,10 @@ impl Broker {
             .map(|secs| message.received_at + Duration::from_secs(u64::from(secs)));
         self.metrics.will_published.inc();
         let mut scratch = Vec::new();
-        self.publish(Arc::new(message), &mut scratch).await;
+        let published = self.publish(Arc::new(message), &mut scratch).await;
+        // Nobody acknowledges a will; a failure to make it durable is logged where it
+        // happened.
+        drop(published);
     }
 
     /// Releases a session when its connection ends: ends it now (expiry 0) or starts
@@ -325,6 +413,10 @@ impl Broker {
             return;
         }
         let generation = session.lock().generation;
+        if let Some(log) = self.session_log().filter(|_| session.is_journaled()) {
+            // The expiry may have changed at DISCONNECT. Nobody waits for this record.
+            drop(log.opened(session));
+        }
         if expiry == u32::MAX || session.lock().connection.is_some() {
             return;
         }
@@ -347,6 +439,10 @@ impl Broker {
     fn session_ended(&self, session: &Session) {
         self.remove_session_routes(session);
         self.update_session_gauges();
+        if let Some(log) = self.session_log() {
+            session.set_journaled(false);
+            log.ended(&session.client_id);
+        }
         if let Some(cluster) = &self.cluster {
             cluster.session_ended(&session.client_id);
         }

@@ -230,6 +230,11 @@ pub struct ClusterConfig {
     pub forward_batch: usize,
     /// Seconds a placement-center call (route or retained update) may take, retries included.
     pub placement_timeout_secs: u64,
+    /// Persistent sessions survive this broker's crash: their subscriptions and QoS 1/2
+    /// deliveries go to the journal (nodes found through the placement center), and a
+    /// publisher's PUBACK/PUBREC waits until they are there and every peer that got the
+    /// message answered.
+    pub durability: bool,
 }
 
 impl Default for ClusterConfig {
@@ -244,6 +249,7 @@ impl Default for ClusterConfig {
             forward_queue: 10_000,
             forward_batch: 1024,
             placement_timeout_secs: 10,
+            durability: true,
         }
     }
 }

@@ -33,6 +33,9 @@ struct Cli {
     /// Placement-center members, comma separated (`host:port,...`); turns cluster mode on.
     #[arg(long, env = "MQTT_BROKER_PLACEMENT_ENDPOINTS", value_delimiter = ',')]
     placement_endpoints: Option<Vec<String>>,
+    /// Write persistent sessions to the journal (`cluster.durability`, default true).
+    #[arg(long, env = "MQTT_BROKER_DURABILITY")]
+    durability: Option<bool>,
     /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
     #[arg(long)]
     log_format: Option<common_metrics::LogFormat>,
@@ -90,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(endpoints) = cli.placement_endpoints {
         config.cluster.placement_endpoints = endpoints;
+    }
+    if let Some(durability) = cli.durability {
+        config.cluster.durability = durability;
     }
     if let Some(format) = cli.log_format {
         config.telemetry.log_format = format;

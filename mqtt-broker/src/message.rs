@@ -72,6 +72,9 @@ pub struct Delivery {
     /// The `mqtt.deliver` span of a traced message; it ends when the delivery is written
     /// to the client or dropped. Not kept for resends.
     pub span: Option<Arc<MessageSpan>>,
+    /// Its `Enqueued` record in this broker's session log (a QoS 1/2 delivery to a
+    /// persistent session, with durability on); acknowledging it writes `Done`.
+    pub durable: Option<crate::cluster::durable::DurableId>,
 }
 
 /// A will message, held by the connection until it is published or discarded.

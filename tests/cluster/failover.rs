@@ -5,25 +5,14 @@
 use std::time::{Duration, Instant};
 
 use cluster_tests::{start_cluster, unique, Client, TestCluster, WAIT};
-use local_cluster::{metrics_text, probe, Service};
+use local_cluster::Service;
 use rumqttc::v5::mqttbytes::QoS;
-
-/// The sum of metric `name` on broker `node`'s `/metrics`.
-async fn broker_metric(c: &TestCluster, node: u64, name: &str) -> f64 {
-    let addr = c
-        .cluster
-        .node(Service::MqttBroker, node)
-        .expect("broker exists")
-        .metrics;
-    let text = probe::metrics_text(addr).await.unwrap_or_default();
-    metrics_text::sum_samples(&text, name).unwrap_or(0.0)
-}
 
 /// Waits until broker `node`'s metric `name` equals `want`.
 async fn metric_becomes(c: &TestCluster, node: u64, name: &str, want: f64, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let got = broker_metric(c, node, name).await;
+        let got = c.broker_metric(node, name).await;
         if got == want {
             return;
         }
@@ -58,7 +47,8 @@ async fn a_killed_broker_leaves_and_the_rest_keep_serving() {
         .await;
     assert_eq!(&sub.received().await.payload[..], b"after");
     assert_eq!(
-        broker_metric(&c, 1, "robustmq_cluster_forward_dropped_total").await,
+        c.broker_metric(1, "robustmq_cluster_forward_dropped_total")
+            .await,
         0.0,
         "nothing is forwarded to the dead broker once its routes are gone"
     );

@@ -2,9 +2,11 @@
 //! processes on loopback) driven by real MQTT 5 clients. Clients on different brokers
 //! talk to each other as if on one broker; a broker or the placement-center leader dying
 //! does not stop the others; a session follows its client from broker to broker; a
-//! replaced incarnation of a broker is fenced off; a message is one trace across brokers.
+//! replaced incarnation of a broker is fenced off; a killed broker loses no acknowledged
+//! message; a message is one trace across brokers.
 
 mod delivery;
+mod durability;
 mod failover;
 mod fencing;
 mod sessions;

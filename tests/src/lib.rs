@@ -55,6 +55,19 @@ impl TestCluster {
         self.cluster.mqtt_addrs()[node as usize - 1]
     }
 
+    /// The sum of metric `name`'s samples on broker `node`'s `/metrics` (0 when absent).
+    pub async fn broker_metric(&self, node: u64, name: &str) -> f64 {
+        let addr = self
+            .cluster
+            .node(local_cluster::Service::MqttBroker, node)
+            .expect("broker exists")
+            .metrics;
+        let text = local_cluster::probe::metrics_text(addr)
+            .await
+            .unwrap_or_default();
+        local_cluster::metrics_text::sum_samples(&text, name).unwrap_or(0.0)
+    }
+
     /// The log of a process, e.g. `mqtt-broker-2`, for failure messages.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.cluster.plan().log_path(name)).unwrap_or_default()

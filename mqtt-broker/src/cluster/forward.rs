@@ -48,6 +48,9 @@ pub struct Outgoing {
     /// Its number on the way to this peer, given when it is first sent (0 until then)
     /// and kept when it is resent, so the peer delivers it once.
     pub seq: u64,
+    /// Told when the peer answered the batch (durability on, QoS 1/2): the publisher's
+    /// acknowledgement waits for it. Dropped unsent when the message does not get there.
+    pub ack: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What every sender needs to know about this node.
@@ -292,8 +295,11 @@ async fn send_loop(
                                     break tonic::Status::internal("an answer for no batch");
                                 };
                                 cx.metrics.forward_batch_latency.observe_duration(sent);
-                                for out in &done {
+                                for out in done {
                                     cx.metrics.forwarded(out.message.qos);
+                                    if let Some(ack) = out.ack {
+                                        let _ = ack.send(());
+                                    }
                                 }
                                 failing_since = None;
                                 backoff = Duration::from_millis(20);

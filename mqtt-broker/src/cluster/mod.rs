@@ -16,6 +16,7 @@
 pub mod barrier;
 pub mod cache;
 pub mod convert;
+pub mod durable;
 pub mod forward;
 pub mod metrics;
 pub mod mirror;
@@ -42,6 +43,7 @@ use crate::message::Message;
 use crate::message_trace::MessageTracer;
 use crate::session::Subscription;
 use cache::{ForwardPlan, RouteCache};
+use durable::{LogMetrics, Pending, SessionLog};
 use forward::{ForwardRuntime, Outgoing, Peers, SenderContext};
 use metrics::ClusterMetrics;
 use robustmq_proto::broker as broker_pb;
@@ -50,6 +52,8 @@ use routes::{LeaseId, RouteError, RouteKey, RouteWriter};
 
 /// The node kind brokers register as.
 pub const BROKER_KIND: &str = "broker";
+/// The node kind journal servers register as.
+pub const JOURNAL_KIND: &str = "journal";
 
 /// This broker's part in the cluster.
 pub struct Cluster {
@@ -73,6 +77,8 @@ pub struct Cluster {
     routes_synced: watch::Sender<i64>,
     registration: Arc<tokio::sync::Mutex<Option<Registration>>>,
     metrics: ClusterMetrics,
+    /// This broker's session log: set when durability is on.
+    pub log: Option<Arc<SessionLog>>,
     /// Stops the background tasks (mirrors, membership) on shutdown.
     stop: CancellationToken,
 }
@@ -111,6 +117,10 @@ impl Cluster {
             },
             runtime,
         ));
+        let log_metrics = LogMetrics::register(registry);
+        let log = config
+            .durability
+            .then(|| Arc::new(SessionLog::new(config.node_id, epoch.clone(), log_metrics)));
         let (lease, lease_rx) = watch::channel(0);
         let routes = routes::start(
             client.clone(),
@@ -135,6 +145,7 @@ impl Cluster {
             routes_synced: watch::channel(-1).0,
             registration: Default::default(),
             metrics,
+            log,
             stop,
         })
     }
@@ -184,6 +195,23 @@ impl Cluster {
             self.lease.clone(),
             self.stop.clone(),
         ));
+
+        if let Some(log) = &self.log {
+            let journals = self
+                .retry("watch the registered journal nodes", || async {
+                    self.client
+                        .watch_members(JOURNAL_KIND)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await?;
+            log.start(self.stop.clone());
+            tokio::spawn(follow_journal_nodes(
+                journals,
+                log.clone(),
+                self.stop.clone(),
+            ));
+        }
 
         let members = self
             .retry("watch the registered brokers", || async {
@@ -266,13 +294,16 @@ impl Cluster {
         self.cache.plan(message)
     }
 
-    /// Queues `message` for each peer in `plan`; returns how many will get it.
+    /// Queues `message` for each peer in `plan`; returns how many will get it. With
+    /// durability on, a QoS 1/2 message adds a wait for each peer's answer to `pending`.
     pub async fn forward(
         &self,
         message: &Arc<Message>,
         plan: ForwardPlan,
         tracer: &MessageTracer,
+        pending: &mut Pending,
     ) -> usize {
+        let acked = self.log.is_some() && message.qos != mqtt_codec::QoS::AtMostOnce;
         let mut sent = 0;
         for (node, shared) in plan.nodes {
             let span = message
@@ -284,6 +315,7 @@ impl Cluster {
                 shared,
                 span,
                 seq: 0,
+                ack: acked.then(|| pending.peer()),
             };
             sent += usize::from(self.peers.send(node, out).await);
         }
@@ -340,8 +372,9 @@ impl Cluster {
             let (revision, owner) = sessions::read_owner(&self.client, client_id)
                 .await
                 .map_err(|e| e.to_string())?;
-            if let Some(owner) = owner.filter(|o| o.node != self.node_id) {
-                if let Some(taken) = self.take_from(&owner, client_id, clean_start).await {
+            let me_now = (self.node_id, self.epoch());
+            if let Some(owner) = owner.filter(|o| (o.node, o.epoch) != me_now) {
+                if let Some(taken) = self.take_from(&owner, client_id, clean_start).await? {
                     state = Some(taken);
                 }
             }
@@ -356,35 +389,78 @@ impl Cluster {
         Err(format!("ownership of session {client_id:?} kept changing"))
     }
 
-    /// Asks `owner` to hand `client_id`'s session over; `None` when it has none, is gone
-    /// (another incarnation, or unregistered: the session died with it) or fails.
+    /// Asks `owner` to hand `client_id`'s session over. When the owner is gone (its
+    /// registration expired, or it is an earlier incarnation of this node), the session
+    /// is rebuilt from its session log instead. An owner that is still registered but
+    /// does not answer is asked again until it answers or its lease expires. `None`
+    /// when there is no session to take (or `clean_start` discards it); `Err` when the
+    /// session log holding it cannot be read (the client should try again later).
     async fn take_from(
         &self,
         owner: &broker_pb::SessionOwner,
         client_id: &str,
         clean_start: bool,
-    ) -> Option<broker_pb::SessionState> {
-        let Some(mut peer) = self.peers.client(owner.node, owner.epoch) else {
-            tracing::info!(
-                client_id,
-                owner = owner.node,
-                "previous session owner is gone; its session is lost"
-            );
-            return None;
-        };
+    ) -> Result<Option<broker_pb::SessionState>, String> {
         let request = broker_pb::TakeSessionRequest {
             from_node: self.node_id,
             epoch: self.epoch(),
             client_id: client_id.to_owned(),
             clean_start,
         };
-        match peer.take_session(request).await {
-            Ok(response) => response.into_inner().session,
-            Err(status) => {
-                tracing::warn!(client_id, owner = owner.node, error = %status.message(), "session hand-over failed; starting without it");
-                None
+        // Longer than a dead owner's lease takes to expire.
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(self.config.lease_ttl_secs.max(1) as u64 * 2 + 2);
+        loop {
+            let peer = (owner.node != self.node_id)
+                .then(|| self.peers.client(owner.node, owner.epoch))
+                .flatten();
+            let Some(mut peer) = peer else {
+                return self.recover(owner, client_id, clean_start).await;
+            };
+            match peer.take_session(request.clone()).await {
+                Ok(response) => return Ok(response.into_inner().session),
+                Err(status) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(client_id, owner = owner.node, error = %status.message(), "session hand-over failed; starting without it");
+                    return Ok(None);
+                }
+                Err(status) => {
+                    tracing::debug!(client_id, owner = owner.node, error = %status.message(), "session owner does not answer; waiting for it or its lease");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
+    }
+
+    /// Rebuilds the session of `client_id` from the session log of `owner`, a broker
+    /// incarnation that is gone.
+    async fn recover(
+        &self,
+        owner: &broker_pb::SessionOwner,
+        client_id: &str,
+        clean_start: bool,
+    ) -> Result<Option<broker_pb::SessionState>, String> {
+        let Some(log) = self.log.as_ref().filter(|_| !clean_start) else {
+            if !clean_start {
+                tracing::info!(
+                    client_id,
+                    owner = owner.node,
+                    "previous session owner is gone and durability is off; its session is lost"
+                );
+            }
+            return Ok(None);
+        };
+        let state = log.recover(owner.node, client_id).await.map_err(|e| {
+            tracing::error!(client_id, owner = owner.node, error = %e, "session could not be recovered from the session log");
+            format!("recovering the session from node {}'s session log: {e}", owner.node)
+        })?;
+        tracing::info!(
+            client_id,
+            owner = owner.node,
+            recovered = state.is_some(),
+            queued = state.as_ref().map_or(0, |s| s.queue.len()),
+            "session of a broker that is gone read from its session log"
+        );
+        Ok(state)
     }
 
     /// Forgets the owner record of a session that ended on this node.
@@ -438,6 +514,27 @@ async fn follow_registration(
             epoch = now,
             "re-registered in the placement center under a new lease"
         );
+    }
+}
+
+/// Keeps the session log's journal addresses in step with the registered journal nodes.
+async fn follow_journal_nodes(
+    members: placement_client::Members,
+    log: Arc<SessionLog>,
+    stop: CancellationToken,
+) {
+    let mut changes = members.changes();
+    loop {
+        let addrs = changes
+            .borrow_and_update()
+            .values()
+            .map(|m| m.info.grpc.clone())
+            .collect();
+        log.set_journal_nodes(addrs);
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
     }
 }
 

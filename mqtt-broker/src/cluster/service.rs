@@ -9,12 +9,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, Stream};
+use futures::{SinkExt, Stream, StreamExt};
 
 use robustmq_proto::broker as pb;
 use robustmq_proto::broker::broker_internal_server::BrokerInternal;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::durable::Receipt;
 use super::metrics::RefuseReason;
 use super::Cluster;
 use super::{convert, sessions};
@@ -26,6 +27,24 @@ const STREAM_WINDOW: usize = 64;
 
 /// The longest `AwaitMirror` waits, whatever the caller asks.
 const MAX_MIRROR_WAIT: Duration = Duration::from_secs(5);
+
+/// The answer to a forwarded batch, once its session-log records are durable.
+struct Answer {
+    response: pb::ForwardResponse,
+    receipts: Vec<Receipt>,
+}
+
+impl Answer {
+    async fn ready(self) -> Result<pb::ForwardResponse, Status> {
+        for receipt in self.receipts {
+            receipt
+                .wait()
+                .await
+                .map_err(|e| Status::unavailable(format!("session log: {e}")))?;
+        }
+        Ok(self.response)
+    }
+}
 
 /// Serves `BrokerInternal` for one broker.
 #[derive(Debug, Clone)]
@@ -57,8 +76,9 @@ impl BrokerInternalService {
         Ok(cluster)
     }
 
-    /// Delivers one forwarded batch to this node's subscribers, in order.
-    fn deliver_batch(&self, request: pb::ForwardRequest) -> Result<pb::ForwardResponse, Status> {
+    /// Delivers one forwarded batch to this node's subscribers, in order. The answer may
+    /// go once the receipts (session-log records of persistent sessions) resolve.
+    fn deliver_batch(&self, request: pb::ForwardRequest) -> Result<Answer, Status> {
         let cluster = self.fenced(request.from_node, request.epoch)?;
         let metrics = cluster.metrics();
         let now = convert::Clock::now();
@@ -76,6 +96,7 @@ impl BrokerInternalService {
         metrics.forward_received.inc_by(messages.len() as u64);
         let mut scratch = Vec::new();
         let mut delivered = 0;
+        let mut receipts = Vec::new();
         let from = request.from_node;
         let repeated = cluster.delivered.deliver_new(
             from,
@@ -86,16 +107,20 @@ impl BrokerInternalService {
                 let _span = traceparent
                     .as_deref()
                     .and_then(|tp| self.broker.tracer.receive_span(tp, &mut message, from));
-                let queued = self.broker.deliver_local(
+                let local = self.broker.deliver_local(
                     &Arc::new(message),
                     SharedSelection::Only(&shared),
                     &mut scratch,
                 );
-                delivered += u32::from(queued > 0);
+                delivered += u32::from(local.queued > 0);
+                receipts.extend(local.receipt);
             },
         );
         metrics.forward_repeated.inc_by(repeated as u64);
-        Ok(pb::ForwardResponse { delivered })
+        Ok(Answer {
+            response: pb::ForwardResponse { delivered },
+            receipts,
+        })
     }
 }
 
@@ -111,8 +136,12 @@ impl BrokerInternal for BrokerInternalService {
         self.cluster()?;
         let mut inbound = request.into_inner();
         let (mut tx, rx) = futures::channel::mpsc::channel(STREAM_WINDOW);
+        let (mut answers, mut to_answer) =
+            futures::channel::mpsc::channel::<Result<Answer, Status>>(STREAM_WINDOW);
         let this = self.clone();
-        // One task per stream: batches are delivered in the order they arrive.
+        // One task per stream delivers batches in the order they arrive; a second answers
+        // them in the same order, each once its session-log records are written, so that
+        // delivering goes on while the journal writes.
         tokio::spawn(async move {
             loop {
                 let batch = match inbound.message().await {
@@ -124,6 +153,18 @@ impl BrokerInternal for BrokerInternalService {
                     }
                 };
                 let answer = this.deliver_batch(batch);
+                let failed = answer.is_err();
+                if answers.send(answer).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(answer) = to_answer.next().await {
+                let answer = match answer {
+                    Ok(answer) => answer.ready().await,
+                    Err(status) => Err(status),
+                };
                 let failed = answer.is_err();
                 if tx.send(answer).await.is_err() || failed {
                     return;
@@ -163,6 +204,11 @@ impl BrokerInternal for BrokerInternalService {
         };
         self.broker.remove_session_routes(&session);
         self.broker.update_session_gauges();
+        if let Some(log) = self.broker.session_log() {
+            // The new owner journals what it takes in its own log.
+            session.set_journaled(false);
+            log.ended(&request.client_id);
+        }
         tracing::debug!(client_id = %request.client_id, to = request.from_node, "session handed over");
         let state = (!request.clean_start).then(|| sessions::export(&session, Instant::now()));
         Ok(Response::new(pb::TakeSessionResponse { session: state }))

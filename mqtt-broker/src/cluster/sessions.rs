@@ -127,7 +127,7 @@ pub fn export(session: &Session, now: Instant) -> broker_pb::SessionState {
     }
 }
 
-fn export_subscription(key: &ByteString, sub: &Subscription) -> broker_pb::SessionSubscription {
+pub fn export_subscription(key: &ByteString, sub: &Subscription) -> broker_pb::SessionSubscription {
     broker_pb::SessionSubscription {
         key: key.to_string(),
         share_group: sub.share_group.as_ref().map(|g| g.to_string()),
@@ -199,6 +199,7 @@ fn import_delivery(d: broker_pb::QueuedDelivery, now: Instant) -> Result<Deliver
         retain: d.retain,
         subscription_ids: d.subscription_ids,
         span: None,
+        durable: None,
     })
 }
 
@@ -244,6 +245,7 @@ mod tests {
             qos,
             retain: true,
             span: None,
+            durable: None,
             subscription_ids: vec![7],
         }
     }

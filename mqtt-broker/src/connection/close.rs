@@ -27,6 +27,10 @@ pub enum Close {
     TakenOver,
     /// The broker is shutting down.
     Shutdown,
+    /// A QoS 1/2 message of an MQTT 3 client could not be made durable: closing without
+    /// its acknowledgement makes the client send it again (MQTT 5 clients get a PUBACK or
+    /// PUBREC with an error reason instead).
+    NotDurable,
 }
 
 impl Close {
@@ -47,6 +51,7 @@ impl Close {
             Self::KeepAliveTimeout => "keep_alive_timeout",
             Self::TakenOver => "session_taken_over",
             Self::Shutdown => "server_shutdown",
+            Self::NotDurable => "not_durable",
         }
     }
 

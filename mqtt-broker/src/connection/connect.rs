@@ -22,6 +22,7 @@ use super::{Client, Close, Io, ListenerContext};
 use crate::auth::AuthResult;
 use crate::broker::Broker;
 use crate::message::{Message, MessageProperties, Will};
+use crate::session::{Inflight, Session, SessionState};
 
 /// Reads and answers CONNECT; on success the client owns its session.
 pub(super) async fn handshake<R, W>(
@@ -250,6 +251,7 @@ where
     let mut opened = broker
         .sessions
         .open(&accepted.client_id, c.clean_start, conn_id, kick_tx);
+    let fresh = !opened.present;
     if let Some(state) = accepted.transferred {
         if !opened.present && install_transferred(broker, &opened.session, state).await {
             opened.present = true;
@@ -259,6 +261,7 @@ where
         broker.remove_session_routes(old);
     }
     opened.session.lock().expiry_interval = accepted.session_expiry;
+    journal_session(broker, &opened.session, fresh, accepted.session_expiry).await;
     broker.update_session_gauges();
     tracing::debug!(
         client_id = %accepted.client_id, %peer, version = version.as_str(),
@@ -305,6 +308,7 @@ where
         scratch: Vec::new(),
         resend: Default::default(),
         max_qos,
+        acks: Default::default(),
     };
     let connack = ConnAckProperties {
         session_expiry_interval: (version.is_v5() && accepted.session_expiry != requested_expiry)
@@ -336,6 +340,57 @@ where
         client.resend_inflight();
     }
     client
+}
+
+/// With durability on, records the session in this broker's session log before CONNACK:
+/// a fresh session first ends whatever the log held for the client id; a persistent one
+/// is `Opened` with its subscriptions, and the deliveries it brought from another broker
+/// are journaled here. Failures are logged; the session goes on without durability.
+async fn journal_session(broker: &Arc<Broker>, session: &Arc<Session>, fresh: bool, expiry: u32) {
+    let Some(log) = broker.session_log() else {
+        return;
+    };
+    if fresh || expiry == 0 {
+        log.ended(&session.client_id);
+    }
+    if expiry == 0 {
+        session.set_journaled(false);
+        return;
+    }
+    // From here on new deliveries are journaled as they are queued; the ones queued
+    // before (handed over, recovered) get their records below.
+    session.set_journaled(true);
+    let mut receipts = vec![log.opened(session)];
+    {
+        let mut st = session.lock();
+        let SessionState {
+            queue, inflight, ..
+        } = &mut *st;
+        let unrecorded = queue
+            .iter_mut()
+            .chain(inflight.values_mut().filter_map(|entry| match entry {
+                Inflight::Publish(d) => Some(d),
+                Inflight::Released => None,
+            }))
+            .filter(|d| d.durable.is_none() && d.qos != QoS::AtMostOnce);
+        for d in unrecorded {
+            let id = log.next_id();
+            let target = robustmq_proto::broker::SessionTarget {
+                client_id: session.client_id.to_string(),
+                qos: d.qos as u32,
+                retain: d.retain,
+                subscription_ids: d.subscription_ids.clone(),
+            };
+            receipts.push(log.enqueued(id, &d.message, vec![target]));
+            d.durable = Some(id);
+        }
+    }
+    for receipt in receipts {
+        if let Err(e) = receipt.wait().await {
+            tracing::error!(client_id = %session.client_id, error = %e, "session not recorded in the session log");
+            return;
+        }
+    }
 }
 
 /// Installs a session another broker handed over: its queues as they were, and its

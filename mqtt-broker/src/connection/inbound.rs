@@ -13,9 +13,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Close};
 use crate::acl::Action;
+use crate::cluster::durable::{LogError, Pending};
 use crate::message::{Message, MessageProperties};
 use crate::metrics::DropReason;
 use crate::session::{Inflight, Subscription};
+
+/// A QoS 1/2 PUBLISH's acknowledgement, with whether its message became durable.
+pub(crate) struct DurableAck {
+    qos: QoS,
+    packet_id: u16,
+    reason: ReasonCode,
+    result: Result<(), LogError>,
+}
 use crate::sys::SysStats;
 
 impl<R, W> Client<R, W>
@@ -111,6 +120,7 @@ where
             ));
         }
         let mut reason = self.check_publish(&topic, &p);
+        let mut pending = Pending::default();
         if reason.is_success() {
             let mut message = self.message_of(topic, p.qos, p.retain, p.payload, p.properties);
             // Open until the message was handed to every local session and peer; entered
@@ -123,27 +133,61 @@ where
                 None => publish.await,
             };
             drop(span);
-            if queued == 0 {
+            if queued.queued == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
+            pending = queued.pending;
         } else {
             self.broker.metrics.dropped(p.qos, DropReason::acl_denied);
         }
-        // MQTT 3.x has no reason codes: the client is acknowledged either way.
-        let v5 = self.version.is_v5();
-        let reason = if v5 { reason } else { ReasonCode::SUCCESS };
-        match p.qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => {
-                self.send(Packet::PubAck(PubResponse::with_reason(packet_id, reason)))
-            }
-            QoS::ExactlyOnce => {
-                if reason.is_success() {
-                    self.session.lock().incoming_qos2.insert(packet_id);
-                }
-                self.send(Packet::PubRec(PubResponse::with_reason(packet_id, reason)));
-            }
+        if p.qos == QoS::AtMostOnce {
+            return Ok(());
         }
+        if p.qos == QoS::ExactlyOnce && reason.is_success() {
+            // Known from now on: a retransmission is not published again.
+            self.session.lock().incoming_qos2.insert(packet_id);
+        }
+        let ack = DurableAck {
+            qos: p.qos,
+            packet_id,
+            reason,
+            result: Ok(()),
+        };
+        if pending.is_empty() && self.acks.is_empty() {
+            return self.acknowledge(ack);
+        }
+        self.acks.push_back(Box::pin(async move {
+            DurableAck {
+                result: pending.wait().await,
+                ..ack
+            }
+        }));
+        Ok(())
+    }
+
+    /// Sends the PUBACK/PUBREC of a QoS 1/2 PUBLISH whose message is durable, or tells
+    /// the client it is not.
+    pub(super) fn acknowledge(&mut self, ack: DurableAck) -> Result<(), Close> {
+        let v5 = self.version.is_v5();
+        let mut reason = ack.reason;
+        if let Err(e) = &ack.result {
+            self.broker.metrics.packet_error("not_durable");
+            tracing::warn!(client_id = %self.client_id, error = %e, "PUBLISH not acknowledged: the message could not be made durable");
+            if ack.qos == QoS::ExactlyOnce {
+                self.session.lock().incoming_qos2.remove(&ack.packet_id);
+            }
+            if !v5 {
+                return Err(Close::NotDurable);
+            }
+            reason = ReasonCode::UNSPECIFIED_ERROR;
+        }
+        // MQTT 3.x has no reason codes: the client is acknowledged either way.
+        let reason = if v5 { reason } else { ReasonCode::SUCCESS };
+        let response = PubResponse::with_reason(ack.packet_id, reason);
+        self.send(match ack.qos {
+            QoS::ExactlyOnce => Packet::PubRec(response),
+            _ => Packet::PubAck(response),
+        });
         Ok(())
     }
 
@@ -204,7 +248,10 @@ where
         let mut st = self.session.lock();
         match st.inflight.get(&r.packet_id) {
             Some(Inflight::Publish(d)) if d.qos == QoS::AtLeastOnce => {
+                let durable = d.durable;
                 st.inflight.remove(&r.packet_id);
+                drop(st);
+                self.delivered(durable);
             }
             _ => {
                 drop(st);
@@ -219,6 +266,8 @@ where
         let mut st = self.session.lock();
         let reply = match st.inflight.get(&id) {
             Some(Inflight::Publish(d)) if d.qos == QoS::ExactlyOnce => {
+                // Received or refused, the message needs no recovery any more.
+                self.delivered(d.durable);
                 if r.reason_code.is_success() {
                     st.inflight.insert(id, Inflight::Released);
                     Some(ReasonCode::SUCCESS)
@@ -240,6 +289,21 @@ where
             self.send(Packet::PubRel(PubResponse::with_reason(id, reason)));
         }
         Ok(())
+    }
+
+    /// The session log, when this session is journaled.
+    fn journaled_log(&self) -> Option<Arc<crate::cluster::durable::SessionLog>> {
+        self.broker
+            .session_log()
+            .filter(|_| self.session.is_journaled())
+            .cloned()
+    }
+
+    /// Records in the session log that a journaled delivery was acknowledged.
+    pub(super) fn delivered(&self, durable: Option<crate::cluster::durable::DurableId>) {
+        if let (Some(id), Some(log)) = (durable, self.broker.session_log()) {
+            log.done(&self.client_id, id);
+        }
     }
 
     fn handle_pubrel(&mut self, r: PubResponse) -> Result<(), Close> {
@@ -299,6 +363,13 @@ where
             }
         }
         self.broker.update_session_gauges();
+        if let Some(log) = self.journaled_log() {
+            if !added.is_empty() {
+                if let Err(e) = log.opened(&self.session).wait().await {
+                    tracing::error!(client_id = %self.client_id, error = %e, "subscriptions not recorded in the session log");
+                }
+            }
+        }
         self.send(Packet::SubAck(SubAck {
             packet_id: s.packet_id,
             reason_codes: codes,
@@ -395,6 +466,10 @@ where
             codes.push(code);
         }
         self.broker.update_session_gauges();
+        if let Some(log) = self.journaled_log() {
+            // Nobody waits: at worst a recovered session keeps a filter it dropped.
+            drop(log.opened(&self.session));
+        }
         self.send(Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,
             reason_codes: codes,

@@ -16,10 +16,13 @@ pub use close::Close;
 pub use io::Io;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesOrdered, StreamExt};
 use mqtt_codec::{ByteString, Disconnect, DisconnectProperties, Packet, ProtocolVersion, QoS};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
@@ -104,7 +107,17 @@ pub(crate) struct Client<R, W> {
     /// Reused by every publish to collect routing targets without allocating.
     scratch: Vec<Target>,
     max_qos: QoS,
+    /// Acknowledgements of QoS 1/2 PUBLISHes waiting until the message is durable, in
+    /// the order they were received (MQTT 4.6): a PUBACK never overtakes an earlier one.
+    acks: FuturesOrdered<PendingAck>,
 }
+
+/// A PUBACK/PUBREC to send once its message is durable.
+type PendingAck = Pin<Box<dyn Future<Output = inbound::DurableAck> + Send>>;
+
+/// Acknowledgements waiting at most per connection; beyond it the connection stops
+/// reading until the journal catches up.
+const MAX_PENDING_ACKS: usize = 1024;
 
 impl<R, W> Client<R, W>
 where
@@ -156,7 +169,12 @@ where
                 biased;
                 _ = self.broker.shutdown.cancelled() => return Close::Shutdown,
                 _ = &mut self.kick => return Close::TakenOver,
-                read = tokio::io::AsyncReadExt::read_buf(&mut self.io.reader, &mut self.io.read_buf) => {
+                Some(ack) = self.acks.next(), if !self.acks.is_empty() => {
+                    if let Err(close) = self.acknowledge(ack) {
+                        return close;
+                    }
+                }
+                read = tokio::io::AsyncReadExt::read_buf(&mut self.io.reader, &mut self.io.read_buf), if self.acks.len() < MAX_PENDING_ACKS => {
                     match read {
                         Ok(0) => return Close::PeerClosed,
                         Ok(n) => {

@@ -73,6 +73,7 @@ where
                 self.broker
                     .metrics
                     .dropped(delivery.qos, DropReason::expired);
+                self.delivered(delivery.durable);
                 continue;
             }
             let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -90,6 +91,8 @@ where
                 if let Some(id) = packet_id {
                     st.inflight.insert(id, Inflight::Publish(delivery));
                 }
+            } else {
+                self.delivered(delivery.durable);
             }
         }
     }

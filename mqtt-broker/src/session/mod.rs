@@ -136,6 +136,9 @@ pub struct Session {
     /// Mirrors `state.connection.is_some()` so the router can prefer online members
     /// of a shared group without taking the lock.
     online: AtomicBool,
+    /// True while the session is persistent and durability is on: its QoS 1/2
+    /// deliveries are written to the session log.
+    journaled: AtomicBool,
     /// Cancelled when the session ends for good: a delayed will waits on it, because
     /// the will goes out when the delay passes or the session ends, whichever is first
     /// (MQTT 5 §3.1.3.2.2).
@@ -150,6 +153,7 @@ impl Session {
             state: Mutex::new(SessionState::default()),
             wake: Notify::new(),
             online: AtomicBool::new(false),
+            journaled: AtomicBool::new(false),
             ended_signal: CancellationToken::new(),
         }
     }
@@ -167,6 +171,15 @@ impl Session {
 
     pub(crate) fn set_online(&self, online: bool) {
         self.online.store(online, Ordering::Release);
+    }
+
+    /// True when this session's QoS 1/2 deliveries go to the session log.
+    pub fn is_journaled(&self) -> bool {
+        self.journaled.load(Ordering::Acquire)
+    }
+
+    pub fn set_journaled(&self, journaled: bool) {
+        self.journaled.store(journaled, Ordering::Release);
     }
 
     /// Offers a delivery to the session. QoS 0 is dropped for an offline session
@@ -215,6 +228,7 @@ mod tests {
             qos,
             retain: false,
             span: None,
+            durable: None,
             subscription_ids: vec![],
         }
     }

@@ -1,0 +1,479 @@
+//! Durable persistent sessions: each broker writes what its persistent sessions would
+//! lose in a crash to its own journal shard, `mqtt-sessions-{node}`, so that another
+//! broker can rebuild a session whose owner died.
+//!
+//! What is written ([`pb::SessionLogRecord`]):
+//! * `Opened`: a persistent session's subscriptions and expiry, on CONNECT, SUBSCRIBE
+//!   and UNSUBSCRIBE (SUBACK waits for it).
+//! * `Enqueued`: a QoS 1/2 message queued for persistent sessions here, before the
+//!   publisher gets its PUBACK/PUBREC (or before a forwarding peer gets its answer, which
+//!   its publisher's acknowledgement waits for).
+//! * `Done`: a subscriber acknowledged a delivery (PUBACK, or PUBREC for QoS 2), or it
+//!   expired: it needs no recovery.
+//! * `Ended`: the session ended here or moved to another broker.
+//!
+//! One writer task per broker shares each journal append between everything queued
+//! while the previous append was in flight (group commit), in order, so a `Done` never
+//! lands before its `Enqueued`. A broker that claims a session whose owner is gone
+//! replays the owner's shard ([`replay`]), takes the session over and writes `Ended`
+//! there, and journals what it took in its own shard.
+
+pub mod replay;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common_metrics::LatencyHistogram;
+use journal_client::JournalClient;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::{Registry, Unit};
+use prost::Message as _;
+use robustmq_proto::broker as pb;
+use robustmq_proto::journal as journal_pb;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use super::convert;
+use crate::message::Message;
+use crate::session::Session;
+
+/// Records of one broker's session log go to this shard, suffixed with the node id.
+pub const SHARD_PREFIX: &str = "mqtt-sessions-";
+
+/// Records per journal append at most.
+const MAX_BATCH: usize = 4096;
+
+/// How long an append is retried (journal leader elections, a node restarting) before
+/// its waiters are told it failed.
+const APPEND_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The shard of `node`'s session log.
+pub fn shard_of(node: u64) -> String {
+    format!("{SHARD_PREFIX}{node}")
+}
+
+/// One `Enqueued` record: unique within a shard across the broker's incarnations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DurableId {
+    pub epoch: u64,
+    pub id: u64,
+}
+
+/// Why something could not be made durable.
+pub type LogError = Arc<str>;
+
+/// Resolves once a write is in the journal (fsynced on every in-sync replica).
+#[derive(Debug)]
+pub struct Receipt(oneshot::Receiver<Result<(), LogError>>);
+
+impl Receipt {
+    pub async fn wait(self) -> Result<(), LogError> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err("the session log stopped".into()))
+    }
+}
+
+/// What a publisher's PUBACK/PUBREC waits for: the message's session-log record on this
+/// broker, and the answer of each peer it was forwarded to (which answers once its own
+/// record is written).
+#[derive(Debug, Default)]
+pub struct Pending {
+    journal: Option<Receipt>,
+    peers: Vec<oneshot::Receiver<()>>,
+}
+
+impl Pending {
+    /// Waits for `receipt`, if any.
+    pub fn journal(receipt: Option<Receipt>) -> Self {
+        Self {
+            journal: receipt,
+            peers: Vec::new(),
+        }
+    }
+
+    /// Adds a wait for a peer's answer: send on the returned sender once it answered;
+    /// dropping it unsent fails the wait.
+    pub fn peer(&mut self) -> oneshot::Sender<()> {
+        let (tx, rx) = oneshot::channel();
+        self.peers.push(rx);
+        tx
+    }
+
+    /// True when there is nothing to wait for.
+    pub fn is_empty(&self) -> bool {
+        self.journal.is_none() && self.peers.is_empty()
+    }
+
+    /// Resolves once everything is durable; `Err` when something could not be.
+    pub async fn wait(self) -> Result<(), LogError> {
+        if let Some(receipt) = self.journal {
+            receipt.wait().await?;
+        }
+        for peer in self.peers {
+            peer.await
+                .map_err(|_| LogError::from("a peer broker did not accept the message"))?;
+        }
+        Ok(())
+    }
+}
+
+struct Write {
+    record: Vec<u8>,
+    done: Option<oneshot::Sender<Result<(), LogError>>>,
+}
+
+/// What the session log measures.
+#[derive(Debug, Clone, Default)]
+pub struct LogMetrics {
+    /// One journal append of the session log, as the broker sees it (retries included).
+    pub append_latency: LatencyHistogram,
+    pub records: Counter,
+    pub append_failures: Counter,
+    pub recovered_sessions: Counter,
+}
+
+impl LogMetrics {
+    /// Registers under `registry` (which carries the `robustmq` prefix) as
+    /// `session_log_*`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("session_log");
+        r.register_with_unit(
+            "append",
+            "Time of one journal append of the session log as the broker sees it, retries included",
+            Unit::Seconds,
+            m.append_latency.clone(),
+        );
+        r.register(
+            "records",
+            "Records written to this broker's session log",
+            m.records.clone(),
+        );
+        r.register(
+            "append_failures",
+            "Session-log appends that failed after retrying (their publishers were refused)",
+            m.append_failures.clone(),
+        );
+        r.register(
+            "recovered_sessions",
+            "Sessions rebuilt from the session log of a broker that is gone",
+            m.recovered_sessions.clone(),
+        );
+        m
+    }
+}
+
+/// This broker's session log, and the reader of other brokers' logs.
+pub struct SessionLog {
+    node_id: u64,
+    epoch: Arc<AtomicU64>,
+    next_id: AtomicU64,
+    tx: mpsc::UnboundedSender<Write>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
+    /// The journal nodes' client addresses, from their registrations.
+    addrs: watch::Sender<Vec<String>>,
+    /// Replayed shards by node id, read on as recoveries need them.
+    replays: tokio::sync::Mutex<HashMap<u64, replay::Replay>>,
+    metrics: LogMetrics,
+}
+
+impl std::fmt::Debug for SessionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLog")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLog {
+    /// The log of node `node_id`; nothing is written until [`SessionLog::start`].
+    pub fn new(node_id: u64, epoch: Arc<AtomicU64>, metrics: LogMetrics) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            node_id,
+            epoch,
+            next_id: AtomicU64::new(1),
+            tx,
+            rx: Mutex::new(Some(rx)),
+            addrs: watch::channel(Vec::new()).0,
+            replays: Default::default(),
+            metrics,
+        }
+    }
+
+    /// Starts the writer task; `addrs` are the journal nodes' addresses as they change.
+    pub fn start(&self, stop: CancellationToken) {
+        let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(rx) = rx {
+            tokio::spawn(write_loop(
+                shard_of(self.node_id),
+                rx,
+                self.addrs.subscribe(),
+                self.metrics.clone(),
+                stop,
+            ));
+        }
+    }
+
+    /// Sets the journal nodes' client addresses.
+    pub fn set_journal_nodes(&self, addrs: Vec<String>) {
+        self.addrs.send_if_modified(|current| {
+            let changed = *current != addrs;
+            *current = addrs;
+            changed
+        });
+    }
+
+    /// A fresh id for an `Enqueued` record.
+    pub fn next_id(&self) -> DurableId {
+        DurableId {
+            epoch: self.epoch.load(Ordering::Acquire),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn push(
+        &self,
+        kind: pb::session_log_record::Kind,
+        done: Option<oneshot::Sender<Result<(), LogError>>>,
+    ) {
+        let record = pb::SessionLogRecord { kind: Some(kind) }.encode_to_vec();
+        if let Err(mpsc::error::SendError(w)) = self.tx.send(Write { record, done }) {
+            if let Some(done) = w.done {
+                let _ = done.send(Err("the session log stopped".into()));
+            }
+        }
+    }
+
+    /// Writes a record; the receipt resolves once it is durable.
+    pub fn write(&self, kind: pb::session_log_record::Kind) -> Receipt {
+        let (tx, rx) = oneshot::channel();
+        self.push(kind, Some(tx));
+        Receipt(rx)
+    }
+
+    /// Writes a record nobody waits for (its failure is logged and counted).
+    pub fn write_detached(&self, kind: pb::session_log_record::Kind) {
+        self.push(kind, None);
+    }
+
+    /// The `Enqueued` record of `message` queued under `id` for `targets`.
+    pub fn enqueued(
+        &self,
+        id: DurableId,
+        message: &Message,
+        targets: Vec<pb::SessionTarget>,
+    ) -> Receipt {
+        let message = convert::to_proto(message, &[], convert::Clock::now());
+        self.write(pb::session_log_record::Kind::Enqueued(Box::new(
+            pb::SessionEnqueued {
+                epoch: id.epoch,
+                id: id.id,
+                message: Some(message),
+                targets,
+            },
+        )))
+    }
+
+    /// Records that `client_id` needs delivery `id` no more.
+    pub fn done(&self, client_id: &str, id: DurableId) {
+        self.write_detached(pb::session_log_record::Kind::Done(pb::SessionDone {
+            client_id: client_id.to_owned(),
+            epoch: id.epoch,
+            ids: vec![id.id],
+        }));
+    }
+
+    /// The `Opened` record of `session` as it is now.
+    pub fn opened(&self, session: &Session) -> Receipt {
+        let st = session.lock();
+        let record = pb::SessionOpened {
+            client_id: session.client_id.to_string(),
+            subscriptions: st
+                .subscriptions
+                .iter()
+                .map(|(key, sub)| super::sessions::export_subscription(key, sub))
+                .collect(),
+            expiry_interval: st.expiry_interval,
+        };
+        drop(st);
+        self.write(pb::session_log_record::Kind::Opened(record))
+    }
+
+    /// Records that `client_id`'s session left this broker.
+    pub fn ended(&self, client_id: &str) {
+        self.write_detached(ended(client_id));
+    }
+
+    /// Rebuilds `client_id`'s session from the log of `node` (a broker incarnation that
+    /// is gone) and marks it ended there, so that it is recovered once. `None` when the
+    /// log holds no session for it.
+    pub async fn recover(
+        &self,
+        node: u64,
+        client_id: &str,
+    ) -> Result<Option<pb::SessionState>, String> {
+        let shard = shard_of(node);
+        let mut journal = JournalClient::new(self.addrs.borrow().clone());
+        let mut replays = self.replays.lock().await;
+        let replay = replays.entry(node).or_default();
+        loop {
+            let response = match journal.read(&shard, replay.next_offset, 0).await {
+                Ok(response) => response,
+                Err(s) if s.code() == Code::NotFound => return Ok(None),
+                Err(s) => return Err(format!("reading {shard}: {}", s.message())),
+            };
+            if response.records.is_empty() {
+                break;
+            }
+            if response.start_offset > replay.next_offset {
+                tracing::warn!(
+                    shard,
+                    from = replay.next_offset,
+                    to = response.start_offset,
+                    "session log records were removed by retention before they were replayed"
+                );
+            }
+            for r in response.records {
+                match pb::SessionLogRecord::decode(&r.payload[..]) {
+                    Ok(record) => replay.apply(r.offset, r.timestamp_ms, record),
+                    Err(e) => {
+                        tracing::warn!(shard, offset = r.offset, error = %e, "undecodable session log record skipped");
+                        replay.next_offset = replay.next_offset.max(r.offset + 1);
+                    }
+                }
+            }
+            replay.next_offset = replay.next_offset.max(response.next_offset);
+        }
+        let Some(state) = replay.take(client_id, unix_ms()) else {
+            return Ok(None);
+        };
+        drop(replays);
+        let record = pb::SessionLogRecord {
+            kind: Some(ended(client_id)),
+        };
+        let ended = journal_pb::Record {
+            payload: record.encode_to_vec(),
+            ..Default::default()
+        };
+        journal
+            .append(&shard, vec![ended])
+            .await
+            .map_err(|s| format!("marking the session ended in {shard}: {}", s.message()))?;
+        self.metrics.recovered_sessions.inc();
+        Ok(Some(state))
+    }
+}
+
+fn ended(client_id: &str) -> pb::session_log_record::Kind {
+    pb::session_log_record::Kind::Ended(pb::SessionEnded {
+        client_id: client_id.to_owned(),
+    })
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Appends everything queued since the last append as one batch, one batch at a time.
+async fn write_loop(
+    shard: String,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    mut addrs: watch::Receiver<Vec<String>>,
+    metrics: LogMetrics,
+    stop: CancellationToken,
+) {
+    let mut journal = JournalClient::new(addrs.borrow_and_update().clone())
+        .with_retry_for(Duration::from_secs(2));
+    let mut created = false;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let n = tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            _ = stop.cancelled() => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let mut waiters = Vec::with_capacity(batch.len());
+        let records: Vec<journal_pb::Record> = batch
+            .drain(..)
+            .map(|w| {
+                waiters.extend(w.done);
+                journal_pb::Record {
+                    payload: w.record,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let started = Instant::now();
+        let count = records.len() as u64;
+        let result = tokio::select! {
+            r = append(&mut journal, &shard, &mut created, records, &mut addrs) => r,
+            _ = stop.cancelled() => Err("the broker is shutting down".into()),
+        };
+        metrics.append_latency.observe_duration(started);
+        match &result {
+            Ok(()) => {
+                metrics.records.inc_by(count);
+            }
+            Err(e) => {
+                metrics.append_failures.inc();
+                tracing::error!(shard, records = count, error = %e, "session log append failed");
+            }
+        }
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+/// One append of `records`, creating the shard first, retried until the deadline.
+/// A retry after an ambiguous failure may write the records twice; replaying them
+/// twice changes nothing.
+async fn append(
+    journal: &mut JournalClient,
+    shard: &str,
+    created: &mut bool,
+    records: Vec<journal_pb::Record>,
+    addrs: &mut watch::Receiver<Vec<String>>,
+) -> Result<(), LogError> {
+    let deadline = Instant::now() + APPEND_DEADLINE;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if addrs.has_changed().unwrap_or(false) {
+            journal.set_addrs(addrs.borrow_and_update().clone());
+        }
+        let failure = if !*created {
+            match journal.ensure_shard(shard, 0).await {
+                Ok(_) => {
+                    *created = true;
+                    continue;
+                }
+                Err(s) => format!("creating {shard}: {}", s.message()),
+            }
+        } else {
+            match journal.append(shard, records.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(s) => {
+                    if s.code() == Code::NotFound {
+                        *created = false;
+                    }
+                    format!("appending to {shard}: {}", s.message())
+                }
+            }
+        };
+        if Instant::now() >= deadline {
+            return Err(failure.into());
+        }
+        tracing::debug!(shard, error = %failure, "session log append failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}

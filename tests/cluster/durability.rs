@@ -1,0 +1,118 @@
+//! Durability: kill -9 of a broker loses no acknowledged QoS 1/2 message. Its persistent
+//! sessions, with what they had not acknowledged, are rebuilt from its session log in
+//! the journal by whichever broker their clients reconnect to.
+
+use cluster_tests::{start_cluster, unique, Client, Received};
+use local_cluster::Service;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::MqttOptions;
+
+fn persistent(o: &mut MqttOptions) {
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(300));
+    // Reconnecting right after the kill waits for the dead broker's lease (5 s).
+    o.set_connection_timeout(20);
+}
+
+fn payloads(got: &[Received]) -> Vec<String> {
+    got.iter()
+        .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_broker_loses_no_acknowledged_message() {
+    let mut c = start_cluster().await;
+    let topic = unique("durable");
+    let filter = format!("{topic}/#");
+    let (offline_id, unacked_id) = (unique("offline"), unique("unacked"));
+
+    // Two persistent sessions on broker 2: one goes offline; one stays connected and
+    // never acknowledges what it gets, so its messages stay in flight.
+    let mut offline = Client::connect_with(c.mqtt(2), &offline_id, persistent).await;
+    offline.subscribe(&filter, QoS::AtLeastOnce).await;
+    offline.client.disconnect().await.unwrap();
+    drop(offline);
+    let mut unacked = Client::connect_with(c.mqtt(2), &unacked_id, |o| {
+        persistent(o);
+        o.set_manual_acks(true);
+    })
+    .await;
+    unacked.subscribe(&filter, QoS::ExactlyOnce).await;
+
+    // QoS 1 from broker 1 (forwarded to broker 2) and QoS 2 on broker 2 itself; each
+    // publish returns once acknowledged (PUBACK, or PUBREC..PUBCOMP).
+    let mut remote = Client::connect(c.mqtt(1), &unique("remote-pub")).await;
+    let mut local = Client::connect(c.mqtt(2), &unique("local-pub")).await;
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let payload = format!("m{i}");
+        if i % 2 == 0 {
+            let t = format!("{topic}/remote");
+            remote
+                .publish(&t, QoS::AtLeastOnce, false, payload.clone())
+                .await;
+        } else {
+            let t = format!("{topic}/local");
+            local
+                .publish(&t, QoS::ExactlyOnce, false, payload.clone())
+                .await;
+        }
+        sent.push(payload);
+    }
+    let mut in_flight = Vec::new();
+    while in_flight.len() < sent.len() {
+        in_flight.push(unacked.received().await);
+    }
+    assert_eq!(
+        payloads(&in_flight),
+        sent,
+        "delivered before the kill, unacknowledged"
+    );
+
+    c.cluster
+        .kill(Service::MqttBroker, 2)
+        .await
+        .expect("SIGKILL broker 2");
+    unacked.kill();
+
+    // Both clients come back, on other brokers, at once: every acknowledged message is
+    // there, in order, once.
+    let mut offline = Client::connect_with(c.mqtt(3), &offline_id, persistent).await;
+    assert!(
+        offline.session_present,
+        "session recovered on broker 3\n{}",
+        c.log("mqtt-broker-3")
+    );
+    assert_eq!(payloads(&offline.drain().await), sent);
+    let mut unacked = Client::connect_with(c.mqtt(1), &unacked_id, persistent).await;
+    assert!(unacked.session_present, "{}", c.log("mqtt-broker-1"));
+    let again = unacked.drain().await;
+    assert_eq!(payloads(&again), sent);
+    assert!(again.iter().all(|r| r.qos != QoS::AtMostOnce));
+
+    for node in [1, 3] {
+        let recovered = c
+            .broker_metric(node, "robustmq_session_log_recovered_sessions_total")
+            .await;
+        assert_eq!(
+            recovered, 1.0,
+            "broker {node} rebuilt one session from the log"
+        );
+    }
+
+    // Their subscriptions came with them; acknowledged messages do not come back.
+    remote
+        .publish(&format!("{topic}/remote"), QoS::AtLeastOnce, false, "after")
+        .await;
+    assert_eq!(payloads(&offline.drain().await), ["after"]);
+    assert_eq!(payloads(&unacked.drain().await), ["after"]);
+    drop((offline, unacked));
+    let mut twice = Client::connect_with(c.mqtt(3), &offline_id, persistent).await;
+    assert!(twice.session_present);
+    assert!(
+        twice.drain().await.is_empty(),
+        "acknowledged messages stay acknowledged"
+    );
+    c.cluster.stop().await.expect("graceful stop");
+}
