@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use robustmq_proto::journal as pb;
 use robustmq_proto::journal::journal_client::JournalClient as Rpc;
+use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -136,6 +137,17 @@ impl JournalClient {
         shard: &str,
         records: Vec<pb::Record>,
     ) -> Result<pb::AppendResponse, Status> {
+        self.append_with(shard, records, &MetadataMap::new()).await
+    }
+
+    /// [`JournalClient::append`] with `metadata` on every attempt (a W3C `traceparent`
+    /// makes the journal's spans part of the caller's trace).
+    pub async fn append_with(
+        &mut self,
+        shard: &str,
+        records: Vec<pb::Record>,
+        metadata: &MetadataMap,
+    ) -> Result<pb::AppendResponse, Status> {
         let deadline = Instant::now() + self.retry_for;
         let req = pb::AppendRequest {
             shard: shard.to_owned(),
@@ -146,7 +158,9 @@ impl JournalClient {
                 Some(addr) => addr.clone(),
                 None => self.find_leader(shard).await?,
             };
-            match self.rpc(&addr)?.append(req.clone()).await {
+            let mut request = tonic::Request::new(req.clone());
+            *request.metadata_mut() = metadata.clone();
+            match self.rpc(&addr)?.append(request).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(s) if s.code() == Code::FailedPrecondition => {
                     self.leaders.remove(shard);

@@ -241,6 +241,36 @@ impl MessageTracer {
         )
     }
 
+    /// The span of one session-log append carrying records of traced messages: the child
+    /// of the first message's span, linked to the others'.
+    pub fn append_span(
+        &self,
+        parent: &SpanContext,
+        others: &[SpanContext],
+        shard: &str,
+        records: usize,
+    ) -> MessageSpan {
+        MessageSpan(
+            self.tracer
+                .span_builder("mqtt.session_log.append")
+                .with_kind(SpanKind::Client)
+                .with_attributes(vec![
+                    KeyValue::new("robustmq.journal.shard", shard.to_owned()),
+                    KeyValue::new("robustmq.journal.records", records as i64),
+                ])
+                .with_links(
+                    others
+                        .iter()
+                        .map(|sc| opentelemetry::trace::Link::with_context(sc.clone()))
+                        .collect(),
+                )
+                .start_with_context(
+                    &self.tracer,
+                    &Context::new().with_remote_span_context(parent.clone()),
+                ),
+        )
+    }
+
     /// The `mqtt.forward` span of a traced message on its way to peer broker `node`.
     pub fn forward_span(&self, parent: &SpanContext, message: &Message, node: u64) -> MessageSpan {
         self.start(
@@ -285,6 +315,14 @@ impl MessageTracer {
         );
         message.trace = Some(span.sampled()?);
         Some(span)
+    }
+}
+
+impl MessageSpan {
+    /// Marks the span failed with `message`.
+    pub fn fail(&mut self, message: String) {
+        self.0
+            .set_status(opentelemetry::trace::Status::error(message));
     }
 }
 

@@ -4,7 +4,8 @@
 //! receiving broker's span and its delivery span, each the child of the one before; and
 //! subscribers get the creation context unchanged (by default) or the context of their
 //! own delivery span (`reparent`, here switched on for broker 2 only). A retained
-//! message's trace also holds its placement-center call.
+//! message's trace also holds its placement-center call, and a message for a persistent
+//! session the session-log append in the journal.
 
 use std::time::Duration;
 
@@ -227,6 +228,69 @@ async fn creation_context_reaches_subscribers_unchanged(
         Some("1")
     );
     retained_message_trace_reaches_the_placement_center(c, collector, &mut publisher).await;
+    session_log_append_is_in_the_trace(c, collector, &mut publisher).await;
+}
+
+/// A message for a persistent session is written to the session log of the subscriber's
+/// broker before it is acknowledged: that append, and the journal's handling of it, are
+/// in the message's trace, under the receiving broker's span.
+async fn session_log_append_is_in_the_trace(
+    c: &TestCluster,
+    collector: &TraceCollector,
+    publisher: &mut Client,
+) {
+    let topic = unique("traced-durable");
+    let mut durable = Client::connect_with(c.mqtt(2), &unique("durable"), |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(300));
+    })
+    .await;
+    durable.subscribe(&topic, QoS::AtLeastOnce).await;
+    let (trace_id, _, traceparent) = client_context();
+    publish_traced(publisher, &topic, &traceparent, false).await;
+    durable.received().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let spans = loop {
+        let spans = collector.trace(&trace_id);
+        if spans
+            .iter()
+            .any(|s| s.process.starts_with("journal-server-"))
+            && spans.iter().any(|s| s.name == "mqtt.session_log.append")
+        {
+            break spans;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no session-log append in the trace:\n{}",
+            render_tree(&spans)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tree = render_tree(&spans);
+    eprintln!("{tree}");
+    let receive = one(&spans, "mqtt-broker-2", "mqtt.forward.receive");
+    let append = one(&spans, "mqtt-broker-2", "mqtt.session_log.append");
+    assert_eq!(append.parent_span_id, receive.span_id, "{tree}");
+    assert_eq!(
+        append
+            .attributes
+            .get("robustmq.journal.shard")
+            .map(String::as_str),
+        Some("mqtt-sessions-2"),
+        "{tree}"
+    );
+    let journal = spans
+        .iter()
+        .find(|s| s.process.starts_with("journal-server-"))
+        .expect("found above");
+    let by_id: std::collections::HashMap<&str, &SpanRecord> =
+        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let mut at = journal;
+    while at.span_id != append.span_id {
+        at = by_id
+            .get(at.parent_span_id.as_str())
+            .unwrap_or_else(|| panic!("{} is not under the append:\n{tree}", journal.name));
+    }
 }
 
 /// A retained PUBLISH is stored in the placement center before it is acknowledged: that

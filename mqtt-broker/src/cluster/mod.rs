@@ -205,7 +205,7 @@ impl Cluster {
                         .map_err(|e| e.to_string())
                 })
                 .await?;
-            log.start(self.stop.clone());
+            log.start(self.stop.clone(), broker.config.message_tracing.clone());
             tokio::spawn(follow_journal_nodes(
                 journals,
                 log.clone(),

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common_metrics::LatencyHistogram;
 use journal_client::JournalClient;
+use opentelemetry::trace::SpanContext;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::{Registry, Unit};
 use prost::Message as _;
@@ -34,10 +35,12 @@ use robustmq_proto::broker as pb;
 use robustmq_proto::journal as journal_pb;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
 use tonic::Code;
 
 use super::convert;
 use crate::message::Message;
+use crate::message_trace::{MessageTracer, MessageTracingConfig};
 use crate::session::Session;
 
 /// Records of one broker's session log go to this shard, suffixed with the node id.
@@ -124,6 +127,8 @@ impl Pending {
 struct Write {
     record: Vec<u8>,
     done: Option<oneshot::Sender<Result<(), LogError>>>,
+    /// The span context of a traced message this record is about.
+    trace: Option<SpanContext>,
 }
 
 /// What the session log measures.
@@ -206,7 +211,7 @@ impl SessionLog {
     }
 
     /// Starts the writer task; `addrs` are the journal nodes' addresses as they change.
-    pub fn start(&self, stop: CancellationToken) {
+    pub fn start(&self, stop: CancellationToken, tracing: MessageTracingConfig) {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(rx) = rx {
             tokio::spawn(write_loop(
@@ -214,6 +219,7 @@ impl SessionLog {
                 rx,
                 self.addrs.subscribe(),
                 self.metrics.clone(),
+                MessageTracer::new(tracing),
                 stop,
             ));
         }
@@ -240,9 +246,15 @@ impl SessionLog {
         &self,
         kind: pb::session_log_record::Kind,
         done: Option<oneshot::Sender<Result<(), LogError>>>,
+        trace: Option<SpanContext>,
     ) {
         let record = pb::SessionLogRecord { kind: Some(kind) }.encode_to_vec();
-        if let Err(mpsc::error::SendError(w)) = self.tx.send(Write { record, done }) {
+        let write = Write {
+            record,
+            done,
+            trace,
+        };
+        if let Err(mpsc::error::SendError(w)) = self.tx.send(write) {
             if let Some(done) = w.done {
                 let _ = done.send(Err("the session log stopped".into()));
             }
@@ -251,14 +263,22 @@ impl SessionLog {
 
     /// Writes a record; the receipt resolves once it is durable.
     pub fn write(&self, kind: pb::session_log_record::Kind) -> Receipt {
+        self.write_traced(kind, None)
+    }
+
+    fn write_traced(
+        &self,
+        kind: pb::session_log_record::Kind,
+        trace: Option<SpanContext>,
+    ) -> Receipt {
         let (tx, rx) = oneshot::channel();
-        self.push(kind, Some(tx));
+        self.push(kind, Some(tx), trace);
         Receipt(rx)
     }
 
     /// Writes a record nobody waits for (its failure is logged and counted).
     pub fn write_detached(&self, kind: pb::session_log_record::Kind) {
-        self.push(kind, None);
+        self.push(kind, None, None);
     }
 
     /// The `Enqueued` record of `message` queued under `id` for `targets`.
@@ -268,15 +288,17 @@ impl SessionLog {
         message: &Message,
         targets: Vec<pb::SessionTarget>,
     ) -> Receipt {
+        let trace = message.trace.as_deref().cloned();
         let message = convert::to_proto(message, &[], convert::Clock::now());
-        self.write(pb::session_log_record::Kind::Enqueued(Box::new(
-            pb::SessionEnqueued {
+        self.write_traced(
+            pb::session_log_record::Kind::Enqueued(Box::new(pb::SessionEnqueued {
                 epoch: id.epoch,
                 id: id.id,
                 message: Some(message),
                 targets,
-            },
-        )))
+            })),
+            trace,
+        )
     }
 
     /// Records that `client_id` needs delivery `id` no more.
@@ -387,6 +409,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Write>,
     mut addrs: watch::Receiver<Vec<String>>,
     metrics: LogMetrics,
+    tracer: MessageTracer,
     stop: CancellationToken,
 ) {
     let mut journal = JournalClient::new(addrs.borrow_and_update().clone())
@@ -402,10 +425,12 @@ async fn write_loop(
             return;
         }
         let mut waiters = Vec::with_capacity(batch.len());
+        let mut traces = Vec::new();
         let records: Vec<journal_pb::Record> = batch
             .drain(..)
             .map(|w| {
                 waiters.extend(w.done);
+                traces.extend(w.trace);
                 journal_pb::Record {
                     payload: w.record,
                     ..Default::default()
@@ -414,10 +439,25 @@ async fn write_loop(
             .collect();
         let started = Instant::now();
         let count = records.len() as u64;
+        // Traced messages in the batch: the append is a span of the first one's trace
+        // (linked to the others'), and the journal's own spans follow through metadata.
+        let mut span = traces
+            .split_first()
+            .map(|(first, rest)| tracer.append_span(first, rest, &shard, records.len()));
+        let mut metadata = MetadataMap::new();
+        if let Some(span) = &span {
+            let mut headers = http::HeaderMap::new();
+            common_metrics::propagation::inject_into_headers(&span.context(), &mut headers);
+            metadata = MetadataMap::from_headers(headers);
+        }
         let result = tokio::select! {
-            r = append(&mut journal, &shard, &mut created, records, &mut addrs) => r,
+            r = append(&mut journal, &shard, &mut created, records, &metadata, &mut addrs) => r,
             _ = stop.cancelled() => Err("the broker is shutting down".into()),
         };
+        if let (Some(span), Err(e)) = (&mut span, &result) {
+            span.fail(e.to_string());
+        }
+        drop(span);
         metrics.append_latency.observe_duration(started);
         match &result {
             Ok(()) => {
@@ -442,6 +482,7 @@ async fn append(
     shard: &str,
     created: &mut bool,
     records: Vec<journal_pb::Record>,
+    metadata: &MetadataMap,
     addrs: &mut watch::Receiver<Vec<String>>,
 ) -> Result<(), LogError> {
     let deadline = Instant::now() + APPEND_DEADLINE;
@@ -459,7 +500,7 @@ async fn append(
                 Err(s) => format!("creating {shard}: {}", s.message()),
             }
         } else {
-            match journal.append(shard, records.clone()).await {
+            match journal.append_with(shard, records.clone(), metadata).await {
                 Ok(_) => return Ok(()),
                 Err(s) => {
                     if s.code() == Code::NotFound {
