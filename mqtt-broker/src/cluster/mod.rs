@@ -13,6 +13,7 @@
 //! Nothing on the publish path calls the placement center except a retained PUBLISH,
 //! so publishing goes on while the placement center elects a new leader.
 
+pub mod adopt;
 pub mod barrier;
 pub mod cache;
 pub mod convert;
@@ -79,6 +80,8 @@ pub struct Cluster {
     metrics: ClusterMetrics,
     /// This broker's session log: set when durability is on.
     pub log: Option<Arc<SessionLog>>,
+    /// Orphaned sessions this node is adopting right now.
+    pub adopting: adopt::Adopting,
     /// Stops the background tasks (mirrors, membership) on shutdown.
     stop: CancellationToken,
 }
@@ -146,6 +149,7 @@ impl Cluster {
             registration: Default::default(),
             metrics,
             log,
+            adopting: Default::default(),
             stop,
         })
     }
@@ -221,6 +225,13 @@ impl Cluster {
                     .map_err(|e| e.to_string())
             })
             .await?;
+        if self.log.is_some() {
+            tokio::spawn(adopt::run(
+                broker.clone(),
+                members.changes(),
+                self.stop.clone(),
+            ));
+        }
         tokio::spawn(follow_members(
             members,
             self.peers.clone(),
@@ -373,15 +384,25 @@ impl Cluster {
                 .await
                 .map_err(|e| e.to_string())?;
             let me_now = (self.node_id, self.epoch());
+            let mut orphaned = None;
             if let Some(owner) = owner.filter(|o| (o.node, o.epoch) != me_now) {
-                if let Some(taken) = self.take_from(&owner, client_id, clean_start).await? {
-                    state = Some(taken);
+                match self.take_from(&owner, client_id, clean_start).await? {
+                    Handover::Taken(Some(taken)) => state = Some(taken),
+                    Handover::Taken(None) => {}
+                    Handover::Gone(recovered) => orphaned = Some((owner, recovered)),
                 }
             }
             if sessions::write_owner(&self.client, client_id, revision, &me)
                 .await
                 .map_err(|e| e.to_string())?
             {
+                if let Some((owner, recovered)) = orphaned {
+                    // Ours now: nobody else recovers it from that log.
+                    if recovered.is_some() {
+                        self.release_recovered(&owner, client_id).await;
+                        state = recovered;
+                    }
+                }
                 return Ok(state);
             }
             // Another broker claimed it in between: ask that one next.
@@ -391,16 +412,16 @@ impl Cluster {
 
     /// Asks `owner` to hand `client_id`'s session over. When the owner is gone (its
     /// registration expired, or it is an earlier incarnation of this node), the session
-    /// is rebuilt from its session log instead. An owner that is still registered but
-    /// does not answer is asked again until it answers or its lease expires. `None`
-    /// when there is no session to take (or `clean_start` discards it); `Err` when the
-    /// session log holding it cannot be read (the client should try again later).
+    /// is read from its session log instead, to be taken once claimed. An owner that is
+    /// still registered but does not answer is asked again until it answers or its
+    /// lease expires. `Err` when the session log holding the session cannot be read (the
+    /// client should try again later).
     async fn take_from(
         &self,
         owner: &broker_pb::SessionOwner,
         client_id: &str,
         clean_start: bool,
-    ) -> Result<Option<broker_pb::SessionState>, String> {
+    ) -> Result<Handover, String> {
         let request = broker_pb::TakeSessionRequest {
             from_node: self.node_id,
             epoch: self.epoch(),
@@ -415,13 +436,15 @@ impl Cluster {
                 .then(|| self.peers.client(owner.node, owner.epoch))
                 .flatten();
             let Some(mut peer) = peer else {
-                return self.recover(owner, client_id, clean_start).await;
+                return Ok(Handover::Gone(
+                    self.read_orphan(owner, client_id, clean_start).await?,
+                ));
             };
             match peer.take_session(request.clone()).await {
-                Ok(response) => return Ok(response.into_inner().session),
+                Ok(response) => return Ok(Handover::Taken(response.into_inner().session)),
                 Err(status) if tokio::time::Instant::now() >= deadline => {
                     tracing::warn!(client_id, owner = owner.node, error = %status.message(), "session hand-over failed; starting without it");
-                    return Ok(None);
+                    return Ok(Handover::Taken(None));
                 }
                 Err(status) => {
                     tracing::debug!(client_id, owner = owner.node, error = %status.message(), "session owner does not answer; waiting for it or its lease");
@@ -431,9 +454,9 @@ impl Cluster {
         }
     }
 
-    /// Rebuilds the session of `client_id` from the session log of `owner`, a broker
+    /// Reads the session of `client_id` from the session log of `owner`, a broker
     /// incarnation that is gone.
-    async fn recover(
+    async fn read_orphan(
         &self,
         owner: &broker_pb::SessionOwner,
         client_id: &str,
@@ -450,17 +473,26 @@ impl Cluster {
             return Ok(None);
         };
         let state = log.recover(owner.node, client_id).await.map_err(|e| {
-            tracing::error!(client_id, owner = owner.node, error = %e, "session could not be recovered from the session log");
-            format!("recovering the session from node {}'s session log: {e}", owner.node)
+            tracing::error!(client_id, owner = owner.node, error = %e, "session could not be read from the session log");
+            format!("reading the session from node {}'s session log: {e}", owner.node)
         })?;
         tracing::info!(
             client_id,
             owner = owner.node,
-            recovered = state.is_some(),
+            found = state.is_some(),
             queued = state.as_ref().map_or(0, |s| s.queue.len()),
             "session of a broker that is gone read from its session log"
         );
         Ok(state)
+    }
+
+    /// Marks a session this node recovered as ended in the dead owner's log.
+    async fn release_recovered(&self, owner: &broker_pb::SessionOwner, client_id: &str) {
+        if let Some(log) = &self.log {
+            if let Err(e) = log.release(owner.node, client_id).await {
+                tracing::warn!(client_id, owner = owner.node, error = %e, "recovered session not marked ended in its old log");
+            }
+        }
     }
 
     /// Forgets the owner record of a session that ended on this node.
@@ -483,6 +515,14 @@ impl Cluster {
         *newest = epoch;
         Ok(())
     }
+}
+
+/// What became of a session's previous owner when a CONNECT claimed it.
+enum Handover {
+    /// The live owner handed the session over (`None`: it had none, or clean start).
+    Taken(Option<broker_pb::SessionState>),
+    /// The owner is gone; its session as its session log holds it.
+    Gone(Option<broker_pb::SessionState>),
 }
 
 /// Keeps the epoch and lease current when the registration is renewed under a new lease.

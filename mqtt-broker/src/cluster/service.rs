@@ -194,7 +194,12 @@ impl BrokerInternal for BrokerInternalService {
         request: Request<pb::TakeSessionRequest>,
     ) -> Result<Response<pb::TakeSessionResponse>, Status> {
         let request = request.into_inner();
-        self.fenced(request.from_node, request.epoch)?;
+        let cluster = self.fenced(request.from_node, request.epoch)?;
+        // A session being adopted here is handed over once it is installed.
+        cluster
+            .adopting
+            .wait(&request.client_id, Duration::from_secs(10))
+            .await;
         let Some(session) = self
             .broker
             .sessions

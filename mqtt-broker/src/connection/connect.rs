@@ -346,7 +346,12 @@ where
 /// a fresh session first ends whatever the log held for the client id; a persistent one
 /// is `Opened` with its subscriptions, and the deliveries it brought from another broker
 /// are journaled here. Failures are logged; the session goes on without durability.
-async fn journal_session(broker: &Arc<Broker>, session: &Arc<Session>, fresh: bool, expiry: u32) {
+pub(crate) async fn journal_session(
+    broker: &Arc<Broker>,
+    session: &Arc<Session>,
+    fresh: bool,
+    expiry: u32,
+) {
     let Some(log) = broker.session_log() else {
         return;
     };
@@ -396,7 +401,7 @@ async fn journal_session(broker: &Arc<Broker>, session: &Arc<Session>, fresh: bo
 /// Installs a session another broker handed over: its queues as they were, and its
 /// subscriptions through the router and the route table. False when the state was
 /// malformed (the client then starts with an empty session).
-async fn install_transferred(
+pub(crate) async fn install_transferred(
     broker: &Arc<Broker>,
     session: &Arc<crate::session::Session>,
     state: robustmq_proto::broker::SessionState,

@@ -13,6 +13,7 @@ mod io;
 mod outbound;
 
 pub use close::Close;
+pub(crate) use connect::{install_transferred, journal_session};
 pub use io::Io;
 
 use std::collections::{HashMap, VecDeque};

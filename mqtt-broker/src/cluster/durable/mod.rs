@@ -139,6 +139,7 @@ pub struct LogMetrics {
     pub records: Counter,
     pub append_failures: Counter,
     pub recovered_sessions: Counter,
+    pub adopted_sessions: Counter,
 }
 
 impl LogMetrics {
@@ -167,6 +168,11 @@ impl LogMetrics {
             "recovered_sessions",
             "Sessions rebuilt from the session log of a broker that is gone",
             m.recovered_sessions.clone(),
+        );
+        r.register(
+            "adopted_sessions",
+            "Sessions of brokers that are gone this broker adopted before their clients came back",
+            m.adopted_sessions.clone(),
         );
         m
     }
@@ -232,6 +238,10 @@ impl SessionLog {
             *current = addrs;
             changed
         });
+    }
+
+    pub fn metrics(&self) -> &LogMetrics {
+        &self.metrics
     }
 
     /// A fresh id for an `Enqueued` record.
@@ -332,8 +342,8 @@ impl SessionLog {
     }
 
     /// Rebuilds `client_id`'s session from the log of `node` (a broker incarnation that
-    /// is gone) and marks it ended there, so that it is recovered once. `None` when the
-    /// log holds no session for it.
+    /// is gone). `None` when the log holds no session for it. Once the session is
+    /// claimed, [`SessionLog::release`] marks it ended there.
     pub async fn recover(
         &self,
         node: u64,
@@ -371,10 +381,15 @@ impl SessionLog {
             }
             replay.next_offset = replay.next_offset.max(response.next_offset);
         }
-        let Some(state) = replay.take(client_id, unix_ms()) else {
-            return Ok(None);
-        };
-        drop(replays);
+        Ok(replay.session(client_id, unix_ms()))
+    }
+
+    /// Marks `client_id`'s session ended in the log of `node` (it was recovered here).
+    pub async fn release(&self, node: u64, client_id: &str) -> Result<(), String> {
+        if let Some(replay) = self.replays.lock().await.get_mut(&node) {
+            replay.forget(client_id);
+        }
+        let shard = shard_of(node);
         let record = pb::SessionLogRecord {
             kind: Some(ended(client_id)),
         };
@@ -382,12 +397,13 @@ impl SessionLog {
             payload: record.encode_to_vec(),
             ..Default::default()
         };
-        journal
+        let addrs = self.addrs.borrow().clone();
+        JournalClient::new(addrs)
             .append(&shard, vec![ended])
             .await
             .map_err(|s| format!("marking the session ended in {shard}: {}", s.message()))?;
         self.metrics.recovered_sessions.inc();
-        Ok(Some(state))
+        Ok(())
     }
 }
 

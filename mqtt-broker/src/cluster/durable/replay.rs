@@ -87,14 +87,14 @@ impl Replay {
         }
     }
 
-    /// Takes the recovered state of `client_id` (`None`: the log holds no session for
-    /// it), dropping messages whose expiry passed by `now_ms`.
-    pub fn take(&mut self, client_id: &str, now_ms: i64) -> Option<pb::SessionState> {
-        let session = self.sessions.remove(client_id)?;
-        let opened = session.opened.unwrap_or_default();
+    /// The recovered state of `client_id` (`None`: the log holds no session for it),
+    /// without messages whose expiry passed by `now_ms`.
+    pub fn session(&self, client_id: &str, now_ms: i64) -> Option<pb::SessionState> {
+        let session = self.sessions.get(client_id)?;
+        let opened = session.opened.clone().unwrap_or_default();
         let queue = session
             .queue
-            .into_values()
+            .values()
             .filter_map(|q| {
                 let mut message = pb::ForwardedMessage::clone(&q.message);
                 if let Some(remaining) = message.expiry_remaining_ms {
@@ -107,7 +107,7 @@ impl Replay {
                     message: Some(message),
                     qos: q.target.qos,
                     retain: q.target.retain,
-                    subscription_ids: q.target.subscription_ids,
+                    subscription_ids: q.target.subscription_ids.clone(),
                 })
             })
             .collect();
@@ -118,6 +118,11 @@ impl Replay {
             incoming_qos2: Vec::new(),
             expiry_interval: opened.expiry_interval,
         })
+    }
+
+    /// Forgets `client_id`'s session (it was recovered elsewhere).
+    pub fn forget(&mut self, client_id: &str) {
+        self.sessions.remove(client_id);
     }
 
     /// Sessions the log holds.
@@ -215,13 +220,14 @@ mod tests {
             replay.apply(offset as i64, 0, r);
         }
         assert_eq!(replay.next_offset, 7);
-        let a = replay.take("a", 0).unwrap();
+        let a = replay.session("a", 0).unwrap();
         assert_eq!(payloads(&a), ["two", "three"]);
         assert_eq!(a.subscriptions[0].filter, "t/#");
         assert_eq!(a.expiry_interval, 300);
-        let b = replay.take("b", 0).unwrap();
+        let b = replay.session("b", 0).unwrap();
         assert!(b.queue.is_empty());
-        assert!(replay.take("a", 0).is_none(), "taken once");
+        replay.forget("a");
+        assert!(replay.session("a", 0).is_none(), "forgotten once recovered");
     }
 
     #[test]
@@ -233,7 +239,7 @@ mod tests {
         assert!(replay.is_empty());
         replay.apply(3, 0, opened("a", "y"));
         replay.apply(4, 0, enqueued(2, "new", &["a"]));
-        let a = replay.take("a", 0).unwrap();
+        let a = replay.session("a", 0).unwrap();
         assert_eq!(payloads(&a), ["new"]);
         assert_eq!(a.subscriptions[0].filter, "y");
     }
@@ -250,7 +256,7 @@ mod tests {
         }
         replay.apply(0, 10_000, short);
         replay.apply(1, 10_000, long);
-        let a = replay.take("a", 15_000).unwrap();
+        let a = replay.session("a", 15_000).unwrap();
         assert_eq!(payloads(&a), ["long"]);
         assert_eq!(
             a.queue[0].message.as_ref().unwrap().expiry_remaining_ms,
