@@ -161,3 +161,72 @@ async fn a_killed_brokers_sessions_keep_queueing_until_their_clients_return() {
     assert_eq!(payloads(&back.drain().await), ["before", "while away"]);
     c.cluster.stop().await.expect("graceful stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_log_outlives_its_journal_leader() {
+    let mut c = start_cluster().await;
+    let topic = unique("journaled");
+    let id = unique("patient");
+    let mut away = Client::connect_with(c.mqtt(2), &id, persistent).await;
+    away.subscribe(&topic, QoS::AtLeastOnce).await;
+    away.client.disconnect().await.unwrap();
+    drop(away);
+    let mut publisher = Client::connect(c.mqtt(1), &unique("pub")).await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let payload = format!("before-{i}");
+        publisher
+            .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
+            .await;
+        sent.push(payload);
+    }
+
+    // Kill the journal node leading broker 2's session log: the remaining in-sync
+    // replicas elect a leader and the appends (and so the PUBACKs) go on.
+    let journal: Vec<_> = (1..=3)
+        .map(|n| c.cluster.node(Service::JournalServer, n).unwrap().grpc)
+        .collect();
+    let leader = journal_client::JournalClient::new(journal.iter().map(|a| a.to_string()))
+        .find_leader("mqtt-sessions-2")
+        .await
+        .expect("the session log has a leader");
+    let leader_node = 1 + journal
+        .iter()
+        .position(|a| a.to_string() == leader)
+        .expect("the leader is one of the journal nodes") as u64;
+    c.cluster
+        .kill(Service::JournalServer, leader_node)
+        .await
+        .expect("SIGKILL the journal leader");
+    for i in 0..5 {
+        let payload = format!("after-{i}");
+        publisher
+            .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
+            .await;
+        sent.push(payload);
+    }
+    assert_eq!(
+        c.broker_metric(2, "robustmq_session_log_append_failures_total")
+            .await,
+        0.0
+    );
+
+    // Both halves are in the log: broker 2's death loses none of them.
+    c.cluster
+        .kill(Service::MqttBroker, 2)
+        .await
+        .expect("SIGKILL broker 2");
+    let addr = c.mqtt(3);
+    let idc = id.clone();
+    let connect = tokio::spawn(async move { Client::connect_with(addr, &idc, persistent).await });
+    let mut back = match connect.await {
+        Ok(back) => back,
+        Err(e) => panic!(
+            "{e}\nBROKER3\n{}\nBROKER1\n{}",
+            c.log("mqtt-broker-3"),
+            c.log("mqtt-broker-1")
+        ),
+    };
+    assert!(back.session_present, "{}", c.log("mqtt-broker-3"));
+    assert_eq!(payloads(&back.drain().await), sent);
+}

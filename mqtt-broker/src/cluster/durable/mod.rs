@@ -73,10 +73,14 @@ pub type LogError = Arc<str>;
 pub struct Receipt(oneshot::Receiver<Result<(), LogError>>);
 
 impl Receipt {
+    /// Waits until the write is durable or failed. Bounded even while the writer is
+    /// still creating the shard (the journal unreachable since start-up).
     pub async fn wait(self) -> Result<(), LogError> {
-        self.0
-            .await
-            .unwrap_or_else(|_| Err("the session log stopped".into()))
+        match tokio::time::timeout(APPEND_DEADLINE * 2, self.0).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the session log stopped".into()),
+            Err(_) => Err("the session log did not answer in time".into()),
+        }
     }
 }
 
@@ -430,7 +434,27 @@ async fn write_loop(
 ) {
     let mut journal = JournalClient::new(addrs.borrow_and_update().clone())
         .with_retry_for(Duration::from_secs(2));
+    // The shard is created at start-up, while every journal node is up, rather than by
+    // the first write, which may come when one is down (a replica it is assigned to
+    // cannot be created then).
     let mut created = false;
+    let mut backoff = Duration::from_millis(100);
+    while !created {
+        if addrs.has_changed().unwrap_or(false) || journal.addrs().is_empty() {
+            journal.set_addrs(addrs.borrow_and_update().clone());
+        }
+        match journal.ensure_shard(&shard, 0).await {
+            Ok(_) => created = true,
+            Err(s) => {
+                tracing::debug!(shard, error = %s.message(), "session log shard not created yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let n = tokio::select! {
