@@ -17,6 +17,8 @@
 //! deny rule applies when the two filters can match a common topic.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
@@ -67,19 +69,29 @@ fn default_permission() -> Permission {
     Permission::Allow
 }
 
-/// The broker's access-control list. The default (no file) allows everything.
-#[derive(Debug, Clone)]
+/// The broker's access-control list: the rules of the ACL file (none: allow
+/// everything), unless the cluster's ACL is set in the placement center, which then
+/// replaces them on every broker.
+#[derive(Debug, Clone, Default)]
 pub struct Acl {
-    default: Permission,
-    rules: Vec<Rule>,
+    file: AclRules,
+    cluster: Arc<ClusterAcl>,
 }
 
-impl Default for Acl {
-    fn default() -> Self {
-        Self {
-            default: Permission::Allow,
-            rules: Vec::new(),
-        }
+/// The cluster-wide ACL as mirrored from the placement center (`/mqtt/acl`).
+#[derive(Debug, Default)]
+pub struct ClusterAcl {
+    /// Mirrors `rules.is_some()`, so that checking costs no lock while it is unset.
+    set: AtomicBool,
+    rules: RwLock<Option<AclRules>>,
+}
+
+impl ClusterAcl {
+    /// Replaces the cluster's rules (`None`: the ACL file applies again).
+    pub fn replace(&self, rules: Option<AclRules>) {
+        let set = rules.is_some();
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
+        self.set.store(set, Ordering::Release);
     }
 }
 
@@ -91,16 +103,15 @@ impl Acl {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let file: AclFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        for (i, rule) in file.rules.iter().enumerate() {
-            let probe = rule.topic.replace("%u", "u").replace("%c", "c");
-            mqtt_codec::topic::validate_topic_filter(&probe)
-                .map_err(|e| err(format!("rules[{i}].topic {:?}: {e}", rule.topic)))?;
-        }
         Ok(Self {
-            default: file.default,
-            rules: file.rules,
+            file: AclRules::parse(&text).map_err(err)?,
+            cluster: Default::default(),
         })
+    }
+
+    /// Where the cluster-wide ACL is kept up to date.
+    pub fn cluster(&self) -> &Arc<ClusterAcl> {
+        &self.cluster
     }
 
     /// Decides whether `client_id` (logged in as `username`) may do `action` on `topic`
@@ -112,6 +123,48 @@ impl Acl {
         action: Action,
         topic: &str,
     ) -> bool {
+        if self.cluster.set.load(Ordering::Acquire) {
+            let cluster = self.cluster.rules.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(rules) = cluster.as_ref() {
+                return rules.check(username, client_id, action, topic);
+            }
+        }
+        self.file.check(username, client_id, action, topic)
+    }
+}
+
+/// One set of ACL rules (a file's, or the cluster's).
+#[derive(Debug, Clone)]
+pub struct AclRules {
+    default: Permission,
+    rules: Vec<Rule>,
+}
+
+impl Default for AclRules {
+    fn default() -> Self {
+        Self {
+            default: Permission::Allow,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl AclRules {
+    /// Parses the TOML format above; errors name the field or rule.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: AclFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (i, rule) in file.rules.iter().enumerate() {
+            let probe = rule.topic.replace("%u", "u").replace("%c", "c");
+            mqtt_codec::topic::validate_topic_filter(&probe)
+                .map_err(|e| format!("rules[{i}].topic {:?}: {e}", rule.topic))?;
+        }
+        Ok(Self {
+            default: file.default,
+            rules: file.rules,
+        })
+    }
+
+    fn check(&self, username: Option<&str>, client_id: &str, action: Action, topic: &str) -> bool {
         for rule in &self.rules {
             let action_matches = matches!(
                 (rule.action, action),
@@ -221,6 +274,18 @@ action = "publish"
 topic = "users/%u"
 username = "alice"
 "#;
+
+    #[test]
+    fn the_cluster_acl_replaces_the_file_while_it_is_set() {
+        let acl = acl(RULES);
+        assert!(!acl.check(None, "c", Action::Publish, "open/x"));
+        let open = AclRules::parse("default = \"allow\"").unwrap();
+        acl.cluster().replace(Some(open));
+        assert!(acl.check(None, "c", Action::Publish, "open/x"));
+        acl.cluster().replace(None);
+        assert!(!acl.check(None, "c", Action::Publish, "open/x"));
+        assert!(AclRules::parse("rules = 1").is_err());
+    }
 
     #[test]
     fn first_matching_rule_decides() {

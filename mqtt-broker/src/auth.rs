@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 
@@ -23,11 +23,17 @@ pub enum AuthResult {
     NotAuthorized,
 }
 
-/// The users the broker knows.
+/// Username → argon2 PHC hash.
+pub type Users = HashMap<String, String>;
+
+/// The users the broker knows: those of its password file and, in a cluster, those
+/// stored in the placement center (which win when a name is in both).
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
-    /// Username → argon2 PHC hash. Empty when no password file is configured.
-    users: Arc<HashMap<String, String>>,
+    /// Empty when no password file is configured.
+    users: Arc<Users>,
+    /// Mirrored from the placement center (`/mqtt/users/{name}`).
+    cluster: Arc<RwLock<Users>>,
 }
 
 impl Authenticator {
@@ -53,17 +59,40 @@ impl Authenticator {
         }
         Ok(Self {
             users: Arc::new(users),
+            cluster: Default::default(),
         })
     }
 
-    /// Number of users.
+    /// Where the cluster's users are kept up to date.
+    pub fn cluster_users(&self) -> &Arc<RwLock<Users>> {
+        &self.cluster
+    }
+
+    fn cluster_lock(&self) -> std::sync::RwLockReadGuard<'_, Users> {
+        self.cluster.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of users (file and cluster).
     pub fn len(&self) -> usize {
-        self.users.len()
+        let cluster = self.cluster_lock();
+        cluster.len()
+            + self
+                .users
+                .keys()
+                .filter(|u| !cluster.contains_key(*u))
+                .count()
     }
 
     /// True when no users are configured.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.users.is_empty() && self.cluster_lock().is_empty()
+    }
+
+    fn hash_of(&self, username: &str) -> Option<String> {
+        self.cluster_lock()
+            .get(username)
+            .or_else(|| self.users.get(username))
+            .cloned()
     }
 
     /// Checks credentials. Argon2 is deliberately slow, so this runs on the blocking pool.
@@ -80,13 +109,11 @@ impl Authenticator {
                 AuthResult::NotAuthorized
             };
         };
-        let (Some(hash), Some(password)) = (
-            self.users.get(username).cloned(),
-            password.map(<[u8]>::to_vec),
-        ) else {
+        let (Some(hash), Some(password)) = (self.hash_of(username), password.map(<[u8]>::to_vec))
+        else {
             // A username without a password file entry: anonymous rules apply only
-            // when there is no password file at all.
-            return if self.users.is_empty() && anonymous_allowed {
+            // when there are no users at all.
+            return if self.is_empty() && anonymous_allowed {
                 AuthResult::Allowed
             } else {
                 AuthResult::BadCredentials
@@ -169,6 +196,23 @@ mod tests {
             AuthResult::NotAuthorized
         );
         assert_eq!(auth.check(None, None, true).await, AuthResult::Allowed);
+    }
+
+    #[tokio::test]
+    async fn cluster_users_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        set_password(&path, "alice", b"file").unwrap();
+        let auth = Authenticator::from_file(&path).unwrap();
+        auth.cluster_users().write().unwrap().extend([
+            ("alice".to_owned(), hash_password(b"cluster").unwrap()),
+            ("carol".to_owned(), hash_password(b"c").unwrap()),
+        ]);
+        assert_eq!(auth.len(), 2);
+        let check = |u: &'static str, p: &'static [u8]| auth.check(Some(u), Some(p), false);
+        assert_eq!(check("alice", b"cluster").await, AuthResult::Allowed);
+        assert_eq!(check("alice", b"file").await, AuthResult::BadCredentials);
+        assert_eq!(check("carol", b"c").await, AuthResult::Allowed);
     }
 
     #[test]

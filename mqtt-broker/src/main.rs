@@ -61,12 +61,49 @@ enum Command {
         /// The username.
         user: String,
     },
+    /// Adds or replaces a user of the whole cluster in the placement center (password
+    /// from stdin), or removes one with --delete.
+    ClusterUser {
+        /// Placement-center members, comma separated (`host:port,...`).
+        #[arg(
+            long,
+            env = "MQTT_BROKER_PLACEMENT_ENDPOINTS",
+            value_delimiter = ',',
+            required = true
+        )]
+        placement_endpoints: Vec<String>,
+        /// Remove the user instead.
+        #[arg(long)]
+        delete: bool,
+        /// The username.
+        user: String,
+    },
+    /// Sets the ACL of the whole cluster from a file (checked first; it replaces every
+    /// broker's ACL file while set), or removes it with --clear.
+    ClusterAcl {
+        /// Placement-center members, comma separated (`host:port,...`).
+        #[arg(
+            long,
+            env = "MQTT_BROKER_PLACEMENT_ENDPOINTS",
+            value_delimiter = ',',
+            required = true
+        )]
+        placement_endpoints: Vec<String>,
+        /// The ACL file (format: mqtt-broker/config/acl.example.toml).
+        #[arg(required_unless_present = "clear")]
+        file: Option<PathBuf>,
+        /// Remove the cluster ACL: each broker's own ACL file applies again.
+        #[arg(long, conflicts_with = "file")]
+        clear: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Passwd { file, user }) = &cli.command {
-        return passwd(file, user);
+    match &cli.command {
+        Some(Command::Passwd { file, user }) => return passwd(file, user),
+        Some(command) => return cluster_admin(command),
+        None => {}
     }
     let mut config = match &cli.config {
         Some(path) => BrokerConfig::from_file(path)?,
@@ -123,7 +160,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn passwd(file: &std::path::Path, user: &str) -> anyhow::Result<()> {
+fn read_password(user: &str) -> anyhow::Result<String> {
     eprintln!("password for {user} (read from stdin):");
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password)?;
@@ -131,7 +168,83 @@ fn passwd(file: &std::path::Path, user: &str) -> anyhow::Result<()> {
     if password.is_empty() {
         anyhow::bail!("empty password");
     }
+    Ok(password.to_owned())
+}
+
+fn passwd(file: &std::path::Path, user: &str) -> anyhow::Result<()> {
+    let password = read_password(user)?;
     mqtt_broker::auth::set_password(file, user, password.as_bytes()).map_err(anyhow::Error::msg)?;
     eprintln!("{user} written to {}", file.display());
+    Ok(())
+}
+
+/// `cluster-user` and `cluster-acl`: writes to the placement center.
+fn cluster_admin(command: &Command) -> anyhow::Result<()> {
+    use mqtt_broker::cluster::access;
+    let connect = |endpoints: &[String]| {
+        placement_client::PlacementClient::new(placement_client::ClientConfig::new(
+            endpoints.to_vec(),
+        ))
+        .context("placement endpoints")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    // The client's channels are made inside the runtime.
+    let _runtime = runtime.enter();
+    match command {
+        Command::ClusterUser {
+            placement_endpoints,
+            delete,
+            user,
+        } => {
+            let client = connect(placement_endpoints)?;
+            if *delete {
+                let deleted = runtime
+                    .block_on(access::delete_user(&client, user))
+                    .map_err(anyhow::Error::msg)?;
+                if !deleted {
+                    anyhow::bail!("no cluster user {user}");
+                }
+                eprintln!("cluster user {user} removed");
+            } else {
+                let password = read_password(user)?;
+                runtime
+                    .block_on(access::put_user(&client, user, password.as_bytes()))
+                    .map_err(anyhow::Error::msg)?;
+                eprintln!("cluster user {user} written");
+            }
+        }
+        Command::ClusterAcl {
+            placement_endpoints,
+            file,
+            clear,
+        } => {
+            let client = connect(placement_endpoints)?;
+            let text = match file {
+                Some(path) if !clear => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                _ => None,
+            };
+            runtime
+                .block_on(access::put_acl(&client, text.as_deref()))
+                .map_err(|e| match file {
+                    Some(path) => anyhow::anyhow!("{}: {e}", path.display()),
+                    None => anyhow::anyhow!(e),
+                })?;
+            eprintln!(
+                "{}",
+                if text.is_some() {
+                    "cluster ACL set"
+                } else {
+                    "cluster ACL removed"
+                }
+            );
+        }
+        Command::Passwd { .. } => unreachable!("handled in main"),
+    }
     Ok(())
 }

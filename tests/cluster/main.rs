@@ -5,6 +5,7 @@
 //! replaced incarnation of a broker is fenced off; a killed broker loses no acknowledged
 //! message; a message is one trace across brokers.
 
+mod access;
 mod delivery;
 mod durability;
 mod failover;

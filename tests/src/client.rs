@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::mpsc;
@@ -53,6 +53,19 @@ impl Client {
         id: &str,
         tweak: impl FnOnce(&mut MqttOptions),
     ) -> Self {
+        match Self::try_connect_with(addr, id, tweak).await {
+            Ok(client) => client,
+            Err(e) => panic!("connecting {id} to {addr}: {e}"),
+        }
+    }
+
+    /// Connects with options changed by `tweak`; `Err` with rumqttc's account when the
+    /// connection fails or the CONNACK refuses it.
+    pub async fn try_connect_with(
+        addr: SocketAddr,
+        id: &str,
+        tweak: impl FnOnce(&mut MqttOptions),
+    ) -> Result<Self, String> {
         let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(30));
         tweak(&mut options);
@@ -83,14 +96,16 @@ impl Client {
             session_present: false,
             task,
         };
-        let connack = c
-            .expect(&format!("CONNACK for {id} at {addr}"), |p| match p {
-                Packet::ConnAck(a) => Some(a.clone()),
-                _ => None,
-            })
-            .await;
+        let connack = match tokio::time::timeout(WAIT, c.incoming.recv()).await {
+            Err(_) => return Err(format!("no CONNACK for {id} at {addr}")),
+            Ok(None) => return Err("connection task gone".into()),
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(Some(Ok(Packet::ConnAck(a)))) if a.code == ConnectReturnCode::Success => a,
+            Ok(Some(Ok(Packet::ConnAck(a)))) => return Err(format!("refused: {:?}", a.code)),
+            Ok(Some(Ok(other))) => return Err(format!("{other:?} before CONNACK")),
+        };
         c.session_present = connack.session_present;
-        c
+        Ok(c)
     }
 
     /// Waits for the first packet `pick` accepts; others stay queued in order.

@@ -19,6 +19,13 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// How long to watch for something that must NOT happen.
 pub const QUIET: Duration = Duration::from_millis(500);
 
+/// A service binary the tests run (`mqtt-broker`, ...), built if missing.
+pub fn binary(name: &str) -> PathBuf {
+    let dir = bin_dir();
+    ensure_binaries(&dir);
+    dir.join(name)
+}
+
 /// Where cargo put the workspace's debug binaries.
 fn bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -13,6 +13,7 @@
 //! Nothing on the publish path calls the placement center except a retained PUBLISH,
 //! so publishing goes on while the placement center elects a new leader.
 
+pub mod access;
 pub mod adopt;
 pub mod barrier;
 pub mod cache;
@@ -255,7 +256,29 @@ impl Cluster {
             self.retained_applied.clone(),
             self.stop.clone(),
         ));
-        for synced in [&self.routes_synced, &self.retained_applied] {
+        // Users and the ACL: a CONNECT is checked against the cluster's from the start.
+        let users_synced = watch::channel(-1).0;
+        let acl_synced = watch::channel(-1).0;
+        tokio::spawn(mirror::run(
+            self.client.clone(),
+            access::USERS_PREFIX.into(),
+            access::UsersMirror(broker.auth.cluster_users().clone()),
+            users_synced.clone(),
+            self.stop.clone(),
+        ));
+        tokio::spawn(mirror::run(
+            self.client.clone(),
+            access::ACL_KEY.into(),
+            access::AclMirror(broker.acl.cluster().clone()),
+            acl_synced.clone(),
+            self.stop.clone(),
+        ));
+        for synced in [
+            &self.routes_synced,
+            &self.retained_applied,
+            &users_synced,
+            &acl_synced,
+        ] {
             let mut rx = synced.subscribe();
             tokio::select! {
                 _ = rx.wait_for(|r| *r >= 0) => {}
