@@ -446,6 +446,10 @@ async fn write_loop(
         match journal.ensure_shard(&shard, 0).await {
             Ok(_) => created = true,
             Err(s) => {
+                if backoff == Duration::from_millis(800) {
+                    // Said once, a few attempts in: start-up races are normal before that.
+                    tracing::warn!(shard, error = %s.message(), journal_nodes = journal.addrs().len(), "durability is on but the session log cannot be created yet; persistent sessions wait for it");
+                }
                 tracing::debug!(shard, error = %s.message(), "session log shard not created yet; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
