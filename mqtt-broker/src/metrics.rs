@@ -122,6 +122,9 @@ pub struct BrokerMetrics {
     pub retained: Gauge,
     /// PUBLISH read from the publisher → written for one subscriber, with trace exemplars.
     message_latency: LatencyFamily<QosLabels>,
+    publish_ack_latency: LatencyFamily<QosLabels>,
+    /// CONNECT read → CONNACK queued, authentication and the session claim included.
+    pub connect_latency: LatencyHistogram,
     peak: std::sync::Arc<AtomicI64>,
 }
 
@@ -152,6 +155,8 @@ impl BrokerMetrics {
             subscriptions: Gauge::default(),
             retained: Gauge::default(),
             message_latency: latency_family(),
+            publish_ack_latency: latency_family(),
+            connect_latency: LatencyHistogram::new(),
             peak: Default::default(),
         };
         let r = registry;
@@ -246,6 +251,18 @@ impl BrokerMetrics {
             Unit::Seconds,
             m.message_latency.clone(),
         );
+        r.register_with_unit(
+            "publish_ack",
+            "QoS 1/2 PUBLISH read to its PUBACK/PUBREC queued for the publisher, by QoS (with durability: the journal and the peers' answers included)",
+            Unit::Seconds,
+            m.publish_ack_latency.clone(),
+        );
+        r.register_with_unit(
+            "connect",
+            "CONNECT read to its successful CONNACK queued, authentication and the cluster session claim included",
+            Unit::Seconds,
+            m.connect_latency.clone(),
+        );
         m
     }
 
@@ -287,6 +304,11 @@ impl BrokerMetrics {
             messages_delivered: qos(&self.messages_delivered),
             latency: [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| {
                 self.message_latency
+                    .get_or_create(&QosLabels { qos: q.as_str() })
+                    .clone()
+            }),
+            ack_latency: [QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| {
+                self.publish_ack_latency
                     .get_or_create(&QosLabels { qos: q.as_str() })
                     .clone()
             }),
@@ -337,6 +359,8 @@ pub struct ConnectionMetrics {
     messages_received: [Counter; 3],
     messages_delivered: [Counter; 3],
     latency: [LatencyHistogram; 3],
+    /// QoS 1 and QoS 2.
+    ack_latency: [LatencyHistogram; 2],
 }
 
 impl ConnectionMetrics {
@@ -346,6 +370,13 @@ impl ConnectionMetrics {
 
     pub fn packet_sent(&self, kind: PacketKind) {
         self.sent[kind.index()].inc();
+    }
+
+    /// Observes the time from reading a QoS 1/2 PUBLISH to queueing its acknowledgement.
+    pub fn publish_acknowledged(&self, qos: QoS, read_at: std::time::Instant) {
+        if qos != QoS::AtMostOnce {
+            self.ack_latency[qos as usize - 1].observe_duration(read_at);
+        }
     }
 
     pub fn message_received(&self, qos: QoS) {

@@ -71,11 +71,16 @@ where
             return Err(Close::protocol(e.reason_code(), "malformed CONNECT"));
         }
     };
+    let read_at = std::time::Instant::now();
     let version = connect.protocol;
     let metrics = broker.metrics.connection(listener.protocol, version);
     metrics.packet_received(mqtt_codec::PacketKind::Connect);
     match accept(broker, &connect, listener).await {
-        Ok(accepted) => Ok(open_session(broker, io, *connect, accepted, peer, metrics).await),
+        Ok(accepted) => {
+            let client = open_session(broker, io, *connect, accepted, peer, metrics).await;
+            broker.metrics.connect_latency.observe_duration(read_at);
+            Ok(client)
+        }
         Err(reason) => {
             metrics.packet_sent(mqtt_codec::PacketKind::ConnAck);
             Err(refuse(&mut io, version, reason).await)

@@ -21,6 +21,8 @@ use crate::session::{Inflight, Subscription};
 /// A QoS 1/2 PUBLISH's acknowledgement, with whether its message became durable.
 pub(crate) struct DurableAck {
     qos: QoS,
+    /// When the PUBLISH was read.
+    read_at: Instant,
     packet_id: u16,
     reason: ReasonCode,
     result: Result<(), LogError>,
@@ -92,6 +94,7 @@ where
     }
 
     async fn handle_publish(&mut self, p: Publish) -> Result<(), Close> {
+        let read_at = Instant::now();
         let topic = self.resolve_topic(&p)?;
         if p.qos > self.max_qos {
             return Err(self.violation(ReasonCode::QOS_NOT_SUPPORTED, "QoS above maximum"));
@@ -149,6 +152,7 @@ where
         }
         let ack = DurableAck {
             qos: p.qos,
+            read_at,
             packet_id,
             reason,
             result: Ok(()),
@@ -184,6 +188,7 @@ where
         // MQTT 3.x has no reason codes: the client is acknowledged either way.
         let reason = if v5 { reason } else { ReasonCode::SUCCESS };
         let response = PubResponse::with_reason(ack.packet_id, reason);
+        self.metrics.publish_acknowledged(ack.qos, ack.read_at);
         self.send(match ack.qos {
             QoS::ExactlyOnce => Packet::PubRec(response),
             _ => Packet::PubAck(response),
