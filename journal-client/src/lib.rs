@@ -131,6 +131,24 @@ impl JournalClient {
         }
     }
 
+    /// What the leader of `shard` reports about it (its committed and local log ends).
+    pub async fn leader_info(&mut self, shard: &str) -> Result<pb::ShardInfo, Status> {
+        let addr = match self.leaders.get(shard) {
+            Some(addr) => addr.clone(),
+            None => self.find_leader(shard).await?,
+        };
+        let req = pb::ShardInfoRequest {
+            shard: shard.to_owned(),
+        };
+        match self.rpc(&addr)?.shard_info(req).await {
+            Ok(resp) => Ok(resp.into_inner().info.unwrap_or_default()),
+            Err(s) => {
+                self.leaders.remove(shard);
+                Err(s)
+            }
+        }
+    }
+
     /// Appends `records` at the leader of `shard`, following redirects.
     pub async fn append(
         &mut self,

@@ -285,6 +285,13 @@ impl Cluster {
                 _ = self.stop.cancelled() => return Err("stopped while joining".into()),
             }
         }
+        // Persistent sessions connecting now would otherwise wait for the session log's
+        // shard to be created and elect a leader.
+        if let Some(log) = &self.log {
+            if !log.ready(Duration::from_secs(15)).await {
+                tracing::warn!("the session log is not ready after 15 s; serving anyway (persistent sessions wait for it)");
+            }
+        }
         Ok(())
     }
 

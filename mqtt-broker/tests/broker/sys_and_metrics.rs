@@ -83,8 +83,14 @@ async fn metrics_and_health_endpoints() {
     assert!(get("robustmq_messages_received_total", &[("qos", "1")]) >= 1.0);
     assert!(get("robustmq_messages_delivered_total", &[("qos", "1")]) >= 1.0);
     // The publish was acknowledged, and the CONNECT answered, each observed once.
-    assert_eq!(get("robustmq_publish_ack_seconds_count", &[("qos", "1")]), 1.0);
-    assert_eq!(get("robustmq_publish_ack_seconds_count", &[("qos", "2")]), 0.0);
+    assert_eq!(
+        get("robustmq_publish_ack_seconds_count", &[("qos", "1")]),
+        1.0
+    );
+    assert_eq!(
+        get("robustmq_publish_ack_seconds_count", &[("qos", "2")]),
+        0.0
+    );
     assert_eq!(get("robustmq_connect_seconds_count", &[]), 1.0);
     assert!(get("robustmq_bytes_received_total", &[("listener", "tcp")]) > 0.0);
     assert_eq!(get("robustmq_subscriptions", &[]), 1.0);

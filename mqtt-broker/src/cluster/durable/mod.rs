@@ -191,6 +191,8 @@ pub struct SessionLog {
     rx: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
     /// The journal nodes' client addresses, from their registrations.
     addrs: watch::Sender<Vec<String>>,
+    /// True once the shard exists and has a leader (the broker is ready then).
+    ready: watch::Sender<bool>,
     /// Replayed shards by node id, read on as recoveries need them.
     replays: tokio::sync::Mutex<HashMap<u64, replay::Replay>>,
     metrics: LogMetrics,
@@ -215,6 +217,7 @@ impl SessionLog {
             tx,
             rx: Mutex::new(Some(rx)),
             addrs: watch::channel(Vec::new()).0,
+            ready: watch::channel(false).0,
             replays: Default::default(),
             metrics,
         }
@@ -230,9 +233,18 @@ impl SessionLog {
                 self.addrs.subscribe(),
                 self.metrics.clone(),
                 MessageTracer::new(tracing),
+                self.ready.clone(),
                 stop,
             ));
         }
+    }
+
+    /// Waits (at most `limit`) until the shard exists and has a leader; false on timeout.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let mut ready = self.ready.subscribe();
+        tokio::time::timeout(limit, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Sets the journal nodes' client addresses.
@@ -354,7 +366,31 @@ impl SessionLog {
         client_id: &str,
     ) -> Result<Option<pb::SessionState>, String> {
         let shard = shard_of(node);
-        let mut journal = JournalClient::new(self.addrs.borrow().clone());
+        let addrs = self.addrs.borrow().clone();
+        let mut journal = JournalClient::new(addrs);
+        // A leader elected a moment ago (the journal restarted too) may not have
+        // committed the tail of its log yet; what is not committed cannot be read, and
+        // a session missing its last records would come back incomplete.
+        let deadline = Instant::now() + APPEND_DEADLINE;
+        let mut info = match journal.leader_info(&shard).await {
+            Ok(info) => info,
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(format!("reading {shard}: {}", s.message())),
+        };
+        let target = info.log_end_offset;
+        while info.end_offset < target {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{shard} has committed up to {} of {target} records; try again",
+                    info.end_offset
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            info = journal
+                .leader_info(&shard)
+                .await
+                .map_err(|s| format!("reading {shard}: {}", s.message()))?;
+        }
         let mut replays = self.replays.lock().await;
         let replay = replays.entry(node).or_default();
         loop {
@@ -430,6 +466,7 @@ async fn write_loop(
     mut addrs: watch::Receiver<Vec<String>>,
     metrics: LogMetrics,
     tracer: MessageTracer,
+    ready: watch::Sender<bool>,
     stop: CancellationToken,
 ) {
     let mut journal = JournalClient::new(addrs.borrow_and_update().clone())
@@ -459,6 +496,14 @@ async fn write_loop(
             }
         }
     }
+    // A new shard elects its leader a moment after it is created.
+    tokio::select! {
+        leader = journal.find_leader(&shard) => if let Err(s) = leader {
+            tracing::warn!(shard, error = %s.message(), "session log has no leader yet");
+        },
+        _ = stop.cancelled() => return,
+    }
+    ready.send_replace(true);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let n = tokio::select! {
