@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".robustmq.broker")
         // The message inside a session-log record is large beside the other kinds.
         .boxed(".robustmq.broker.v1.SessionLogRecord.kind.enqueued")
+        .boxed(".robustmq.broker.v1.SessionOpened.will")
+        .boxed(".robustmq.broker.v1.SessionState.will")
         .compile_fds(fds)?;
     Ok(())
 }

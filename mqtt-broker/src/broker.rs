@@ -381,6 +381,13 @@ impl Broker {
         });
     }
 
+    /// Publishes, now, the will of a connection whose broker died (read from that
+    /// broker's session log).
+    pub fn publish_orphaned_will(self: &Arc<Self>, will: Will) {
+        let broker = self.clone();
+        tokio::spawn(async move { broker.publish_will_now(will).await });
+    }
+
     async fn publish_will_now(&self, will: Will) {
         let mut message = will.message;
         let username = will.username.as_deref();
@@ -415,7 +422,8 @@ impl Broker {
         let generation = session.lock().generation;
         if let Some(log) = self.session_log().filter(|_| session.is_journaled()) {
             // The expiry may have changed at DISCONNECT. Nobody waits for this record.
-            drop(log.opened(session));
+            // A normal DISCONNECT discarded the will; an abnormal close published it.
+            drop(log.opened(session, None));
         }
         if expiry == u32::MAX || session.lock().connection.is_some() {
             return;

@@ -1,10 +1,12 @@
 //! Durability: kill -9 of a broker loses no acknowledged QoS 1/2 message. Its persistent
 //! sessions, with what they had not acknowledged, are rebuilt from its session log in
 //! the journal by whichever broker their clients reconnect to, or, once its lease has
-//! expired, adopted by the live broker with the lowest id, which queues for them.
+//! expired, adopted by the live broker with the lowest id, which queues for them and
+//! publishes the wills of the connections that died with the broker.
 
 use cluster_tests::{start_cluster, unique, Client, Received, WAIT};
 use local_cluster::Service;
+use rumqttc::v5::mqttbytes::v5::LastWill;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::MqttOptions;
 
@@ -131,6 +133,22 @@ async fn a_killed_brokers_sessions_keep_queueing_until_their_clients_return() {
     publisher
         .publish(&topic, QoS::AtLeastOnce, false, "before")
         .await;
+    // A client with a will (and no session to keep) is connected to broker 3 when it
+    // dies: its connection ends without DISCONNECT, so the will must go out.
+    let will_topic = unique("will");
+    let mut watcher = Client::connect(c.mqtt(2), &unique("watcher")).await;
+    watcher.subscribe(&will_topic, QoS::AtLeastOnce).await;
+    let will = will_topic.clone();
+    let _doomed = Client::connect_with(c.mqtt(3), &unique("doomed"), move |o| {
+        o.set_last_will(LastWill::new(
+            will,
+            "broker died",
+            QoS::AtLeastOnce,
+            false,
+            None,
+        ));
+    })
+    .await;
 
     c.cluster
         .kill(Service::MqttBroker, 3)
@@ -154,6 +172,11 @@ async fn a_killed_brokers_sessions_keep_queueing_until_their_clients_return() {
     publisher
         .publish(&topic, QoS::AtLeastOnce, false, "while away")
         .await;
+    let got = watcher.received().await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        (will_topic.as_str(), &b"broker died"[..])
+    );
 
     // The client comes back on broker 2: broker 1 hands the session over.
     let mut back = Client::connect_with(c.mqtt(2), &id, persistent).await;

@@ -17,6 +17,7 @@ use robustmq_proto::broker as broker_pb;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::durable::will_from_proto;
 use super::{sessions, Cluster, BROKER_KIND};
 use crate::broker::Broker;
 
@@ -141,7 +142,23 @@ async fn adopt(
         return Ok(false);
     }
     cluster.release_recovered(owner, client_id).await;
+    let mut state = state;
     let expiry = state.expiry_interval;
+    // The connection ended without DISCONNECT when its broker died: its will goes out
+    // (after its delay, unless the client is back first).
+    let will = state.will.take().and_then(|w| will_from_proto(*w));
+    if expiry == 0 {
+        // The session ended with its connection; only its will remained.
+        if let Some(will) = will {
+            broker.publish_orphaned_will(will);
+        }
+        if let Err(e) =
+            sessions::delete_owner(&cluster.client, client_id, &cluster.as_owner()).await
+        {
+            tracing::debug!(client_id, error = %e, "ended session's owner record not removed");
+        }
+        return Ok(false);
+    }
     let conn_id = broker.next_conn_id();
     let (kick, _) = oneshot::channel();
     let opened = broker
@@ -149,9 +166,12 @@ async fn adopt(
         .open(&client_id.into(), false, conn_id, kick);
     crate::connection::install_transferred(broker, &opened.session, state).await;
     opened.session.lock().expiry_interval = expiry;
-    crate::connection::journal_session(broker, &opened.session, true, expiry).await;
+    crate::connection::journal_session(broker, &opened.session, true, expiry, None).await;
     // Offline from here on: it queues until its client comes back, or expires.
     broker.release_session(&opened.session, conn_id, expiry);
+    if let Some(will) = will {
+        broker.publish_will(will, opened.session.clone(), opened.generation, expiry);
+    }
     if let Some(log) = &cluster.log {
         log.metrics().adopted_sessions.inc();
     }

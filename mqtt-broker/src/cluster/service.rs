@@ -87,16 +87,11 @@ impl BrokerInternalService {
         for mut m in request.messages {
             let (traceparent, seq) = (m.traceparent.take(), m.seq);
             match convert::from_proto(m, now) {
-                Ok((mut message, shared)) => {
-                    // Open while the message is routed here (its deliveries are its
-                    // children).
-                    let span = traceparent
-                        .as_deref()
-                        .and_then(|tp| self.broker.tracer.receive_span(tp, &mut message, from));
-                    // Into its `Arc` at once: a message is large, and moving it through
-                    // the batch copied it several times (a sixth of this broker's CPU
-                    // in a cross-node flood).
-                    messages.push((seq, (Arc::new(message), shared, span)));
+                // Into its `Arc` at once: a message is large, and moving it through the
+                // batch copied it several times (a sixth of this broker's CPU in a
+                // cross-node flood).
+                Ok((message, shared)) => {
+                    messages.push((seq, (Arc::new(message), shared, traceparent)))
                 }
                 Err(e) => {
                     metrics.refused(RefuseReason::invalid);
@@ -112,7 +107,14 @@ impl BrokerInternalService {
             from,
             request.stream_id,
             messages,
-            |(message, shared, _span)| {
+            |(mut message, shared, traceparent)| {
+                // Open while the message is routed here (its deliveries are its
+                // children). Only delivered messages get one: a resent message that
+                // was delivered already is not received twice.
+                let _span = traceparent.as_deref().and_then(|tp| {
+                    let message = Arc::get_mut(&mut message)?;
+                    self.broker.tracer.receive_span(tp, message, from)
+                });
                 let local = self.broker.deliver_local(
                     &message,
                     SharedSelection::Only(&shared),

@@ -124,6 +124,8 @@ pub fn export(session: &Session, now: Instant) -> broker_pb::SessionState {
             .collect(),
         incoming_qos2: st.incoming_qos2.iter().map(|&id| u32::from(id)).collect(),
         expiry_interval: st.expiry_interval,
+        // A live owner's connection publishes (or discards) its own will.
+        will: None,
     }
 }
 

@@ -100,7 +100,7 @@ struct Accepted {
 
 /// Validates CONNECT and authenticates; `Err` is the CONNACK reason code.
 async fn accept(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     c: &Connect,
     listener: &ListenerContext,
 ) -> Result<Accepted, ReasonCode> {
@@ -171,7 +171,7 @@ async fn accept(
     let transferred = match &broker.cluster {
         None => None,
         Some(cluster) => match cluster.claim_session(&client_id, c.clean_start).await {
-            Ok(state) => state,
+            Ok(state) => orphan_will(broker, state),
             Err(e) => {
                 broker.metrics.packet_error("session_claim_failed");
                 tracing::warn!(client_id = %client_id, error = %e, "cannot claim the session cluster-wide");
@@ -186,6 +186,26 @@ async fn accept(
         server_keep_alive,
         transferred,
     })
+}
+
+/// A session read from the log of a broker that died carries the will of the connection
+/// that ended with it. That connection closed without DISCONNECT, so its will goes out
+/// now, unless the session lives on and the will had a delay (the client is back within
+/// it). A session that had no expiry ended with its connection: nothing is resumed.
+fn orphan_will(
+    broker: &Arc<Broker>,
+    state: Option<robustmq_proto::broker::SessionState>,
+) -> Option<robustmq_proto::broker::SessionState> {
+    let mut state = state?;
+    let ended = state.expiry_interval == 0;
+    if let Some(will) = state.will.take() {
+        if ended || will.delay_secs == 0 {
+            if let Some(will) = crate::cluster::durable::will_from_proto(*will) {
+                broker.publish_orphaned_will(will);
+            }
+        }
+    }
+    (!ended).then_some(state)
 }
 
 fn assign_client_id() -> ByteString {
@@ -266,7 +286,17 @@ where
         broker.remove_session_routes(old);
     }
     opened.session.lock().expiry_interval = accepted.session_expiry;
-    journal_session(broker, &opened.session, fresh, accepted.session_expiry).await;
+    let will = c
+        .will
+        .map(|w| will_of(&accepted.client_id, c.username.clone(), w));
+    journal_session(
+        broker,
+        &opened.session,
+        fresh,
+        accepted.session_expiry,
+        will.as_ref(),
+    )
+    .await;
     broker.update_session_gauges();
     tracing::debug!(
         client_id = %accepted.client_id, %peer, version = version.as_str(),
@@ -287,9 +317,7 @@ where
         session: opened.session,
         generation: opened.generation,
         kick: kick_rx,
-        will: c
-            .will
-            .map(|w| will_of(&accepted.client_id, c.username.clone(), w)),
+        will,
         keep_alive: (keep_alive_secs > 0)
             .then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500)),
         last_read: Instant::now(),
@@ -349,13 +377,15 @@ where
 
 /// With durability on, records the session in this broker's session log before CONNACK:
 /// a fresh session first ends whatever the log held for the client id; a persistent one
-/// is `Opened` with its subscriptions, and the deliveries it brought from another broker
-/// are journaled here. Failures are logged; the session goes on without durability.
+/// (or one with a will) is `Opened` with its subscriptions and will, and the deliveries
+/// it brought from another broker are journaled here. Failures are logged; the session
+/// goes on without durability.
 pub(crate) async fn journal_session(
     broker: &Arc<Broker>,
     session: &Arc<Session>,
     fresh: bool,
     expiry: u32,
+    will: Option<&Will>,
 ) {
     let Some(log) = broker.session_log() else {
         return;
@@ -365,12 +395,18 @@ pub(crate) async fn journal_session(
     }
     if expiry == 0 {
         session.set_journaled(false);
+        // Recorded only for its will, which the cluster publishes if this broker dies.
+        if let Some(will) = will {
+            if let Err(e) = log.opened(session, Some(will)).wait().await {
+                tracing::error!(client_id = %session.client_id, error = %e, "will not recorded in the session log");
+            }
+        }
         return;
     }
     // From here on new deliveries are journaled as they are queued; the ones queued
     // before (handed over, recovered) get their records below.
     session.set_journaled(true);
-    let mut receipts = vec![log.opened(session)];
+    let mut receipts = vec![log.opened(session, will)];
     {
         let mut st = session.lock();
         let SessionState {

@@ -370,7 +370,7 @@ where
         self.broker.update_session_gauges();
         if let Some(log) = self.journaled_log() {
             if !added.is_empty() {
-                if let Err(e) = log.opened(&self.session).wait().await {
+                if let Err(e) = log.opened(&self.session, self.will.as_ref()).wait().await {
                     tracing::error!(client_id = %self.client_id, error = %e, "subscriptions not recorded in the session log");
                 }
             }
@@ -473,7 +473,7 @@ where
         self.broker.update_session_gauges();
         if let Some(log) = self.journaled_log() {
             // Nobody waits: at worst a recovered session keeps a filter it dropped.
-            drop(log.opened(&self.session));
+            drop(log.opened(&self.session, self.will.as_ref()));
         }
         self.send(Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,

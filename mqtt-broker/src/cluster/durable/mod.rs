@@ -39,7 +39,7 @@ use tonic::metadata::MetadataMap;
 use tonic::Code;
 
 use super::convert;
-use crate::message::Message;
+use crate::message::{Message, Will};
 use crate::message_trace::{MessageTracer, MessageTracingConfig};
 use crate::session::Session;
 
@@ -336,8 +336,8 @@ impl SessionLog {
         }));
     }
 
-    /// The `Opened` record of `session` as it is now.
-    pub fn opened(&self, session: &Session) -> Receipt {
+    /// The `Opened` record of `session` as it is now, with the will of its connection.
+    pub fn opened(&self, session: &Session, will: Option<&Will>) -> Receipt {
         let st = session.lock();
         let record = pb::SessionOpened {
             client_id: session.client_id.to_string(),
@@ -347,6 +347,7 @@ impl SessionLog {
                 .map(|(key, sub)| super::sessions::export_subscription(key, sub))
                 .collect(),
             expiry_interval: st.expiry_interval,
+            will: will.map(|w| Box::new(will_to_proto(w))),
         };
         drop(st);
         self.write(pb::session_log_record::Kind::Opened(record))
@@ -445,6 +446,27 @@ impl SessionLog {
         self.metrics.recovered_sessions.inc();
         Ok(())
     }
+}
+
+/// A connection's will as the session log keeps it.
+pub fn will_to_proto(will: &Will) -> pb::SessionWill {
+    pb::SessionWill {
+        message: Some(convert::to_proto(&will.message, &[], convert::Clock::now())),
+        delay_secs: u32::try_from(will.delay.as_secs()).unwrap_or(u32::MAX),
+        expiry_interval: will.expiry_interval,
+        username: will.username.as_ref().map(ToString::to_string),
+    }
+}
+
+/// A will read back from the session log; `None` when it is malformed.
+pub fn will_from_proto(will: pb::SessionWill) -> Option<Will> {
+    let (message, _) = convert::from_proto(will.message?, convert::Clock::now()).ok()?;
+    Some(Will {
+        message,
+        delay: Duration::from_secs(u64::from(will.delay_secs)),
+        expiry_interval: will.expiry_interval,
+        username: will.username.map(Into::into),
+    })
 }
 
 fn ended(client_id: &str) -> pb::session_log_record::Kind {

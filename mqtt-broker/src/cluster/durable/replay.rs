@@ -117,6 +117,7 @@ impl Replay {
             inflight: Vec::new(),
             incoming_qos2: Vec::new(),
             expiry_interval: opened.expiry_interval,
+            will: opened.will,
         })
     }
 
@@ -151,6 +152,7 @@ mod tests {
                     ..Default::default()
                 }],
                 expiry_interval: 300,
+                will: None,
             })),
         }
     }
