@@ -122,25 +122,43 @@ async fn wait_for_spans(
     trace_id: &str,
     expected: &[(&str, &str)],
 ) -> Vec<SpanRecord> {
+    wait_until(
+        collector,
+        trace_id,
+        &format!("some of {expected:?}"),
+        |spans| {
+            expected
+                .iter()
+                .all(|(process, name)| has(spans, process, name))
+        },
+    )
+    .await
+}
+
+/// Waits until trace `trace_id` satisfies `complete`; panics with the tree after [`WAIT`].
+async fn wait_until(
+    collector: &TraceCollector,
+    trace_id: &str,
+    what: &str,
+    complete: impl Fn(&[SpanRecord]) -> bool,
+) -> Vec<SpanRecord> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let spans = collector.trace(trace_id);
-        let complete = expected.iter().all(|(process, name)| {
-            spans
-                .iter()
-                .any(|s| s.process == *process && s.name == *name)
-        });
-        if complete {
+        if complete(&spans) {
             return spans;
         }
-        if tokio::time::Instant::now() > deadline {
-            panic!(
-                "trace {trace_id} lacks some of {expected:?}; got:\n{}",
-                render_tree(&spans)
-            );
-        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trace {trace_id} lacks {what}; got:\n{}",
+            render_tree(&spans)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn has(spans: &[SpanRecord], process: &str, name: &str) -> bool {
+    spans.iter().any(|s| s.process == process && s.name == name)
 }
 
 fn one<'a>(spans: &'a [SpanRecord], process: &str, name: &str) -> &'a SpanRecord {
@@ -227,7 +245,7 @@ async fn creation_context_reaches_subscribers_unchanged(
         publish.attributes.get("mqtt.qos").map(String::as_str),
         Some("1")
     );
-    retained_message_trace_reaches_the_placement_center(c, collector, &mut publisher).await;
+    retained_message_trace_reaches_the_placement_center(collector, &mut publisher).await;
     session_log_append_is_in_the_trace(c, collector, &mut publisher).await;
 }
 
@@ -249,23 +267,19 @@ async fn session_log_append_is_in_the_trace(
     let (trace_id, _, traceparent) = client_context();
     publish_traced(publisher, &topic, &traceparent, false).await;
     durable.received().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let spans = loop {
-        let spans = collector.trace(&trace_id);
-        if spans
-            .iter()
-            .any(|s| s.process.starts_with("journal-server-"))
-            && spans.iter().any(|s| s.name == "mqtt.session_log.append")
-        {
-            break spans;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no session-log append in the trace:\n{}",
-            render_tree(&spans)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let spans = wait_until(
+        collector,
+        &trace_id,
+        "a session-log append and its journal span",
+        |spans| {
+            spans
+                .iter()
+                .any(|s| s.process.starts_with("journal-server-"))
+                && has(spans, "mqtt-broker-2", "mqtt.session_log.append")
+                && has(spans, "mqtt-broker-2", "mqtt.forward.receive")
+        },
+    )
+    .await;
     let tree = render_tree(&spans);
     eprintln!("{tree}");
     let receive = one(&spans, "mqtt-broker-2", "mqtt.forward.receive");
@@ -283,62 +297,50 @@ async fn session_log_append_is_in_the_trace(
         .iter()
         .find(|s| s.process.starts_with("journal-server-"))
         .expect("found above");
+    assert_descends(&spans, journal, append);
+}
+
+/// Walks up from `span` through its parents: it must reach `ancestor`.
+fn assert_descends(spans: &[SpanRecord], span: &SpanRecord, ancestor: &SpanRecord) {
     let by_id: std::collections::HashMap<&str, &SpanRecord> =
         spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
-    let mut at = journal;
-    while at.span_id != append.span_id {
-        at = by_id
-            .get(at.parent_span_id.as_str())
-            .unwrap_or_else(|| panic!("{} is not under the append:\n{tree}", journal.name));
+    let mut at = span;
+    while at.span_id != ancestor.span_id {
+        at = by_id.get(at.parent_span_id.as_str()).unwrap_or_else(|| {
+            panic!(
+                "{} is not under {}:\n{}",
+                span.name,
+                ancestor.name,
+                render_tree(spans)
+            )
+        });
     }
 }
 
 /// A retained PUBLISH is stored in the placement center before it is acknowledged: that
 /// call, and the placement center's handling of it, are in the message's trace.
 async fn retained_message_trace_reaches_the_placement_center(
-    c: &TestCluster,
     collector: &TraceCollector,
     publisher: &mut Client,
 ) {
     let topic = unique("traced-retained");
     let (trace_id, _, traceparent) = client_context();
     publish_traced(publisher, &topic, &traceparent, true).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let spans = loop {
-        let spans = collector.trace(&trace_id);
-        if spans
+    // Each process exports on its own schedule: wait for both ends.
+    let spans = wait_until(collector, &trace_id, "the placement-center call", |spans| {
+        spans
             .iter()
             .any(|s| s.process.starts_with("placement-center-"))
-        {
-            break spans;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no placement-center span in the retained message's trace:\n{}\nbroker log:\n{}",
-            render_tree(&spans),
-            c.log("mqtt-broker-1")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            && has(spans, "mqtt-broker-1", "mqtt.publish")
+    })
+    .await;
     eprintln!("{}", render_tree(&spans));
     let publish = one(&spans, "mqtt-broker-1", "mqtt.publish");
-    let by_id: std::collections::HashMap<&str, &SpanRecord> =
-        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
     let server = spans
         .iter()
         .find(|s| s.process.starts_with("placement-center-"))
         .expect("found above");
-    // Walk up from the placement center's span: it descends from the publish span.
-    let mut at = server;
-    while at.span_id != publish.span_id {
-        at = by_id.get(at.parent_span_id.as_str()).unwrap_or_else(|| {
-            panic!(
-                "{} is not under mqtt.publish:\n{}",
-                server.name,
-                render_tree(&spans)
-            )
-        });
-    }
+    assert_descends(&spans, server, publish);
 }
 
 async fn reparent_hands_each_subscriber_its_delivery_span(

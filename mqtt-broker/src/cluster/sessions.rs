@@ -7,8 +7,8 @@
 //! session over (`TakeSession`): it disconnects the client there (session taken over),
 //! forgets the session and, unless the new connection asked for a clean start, sends
 //! its state (subscriptions, queued and in-flight deliveries, unreleased QoS 2 ids).
-//! A session whose owner is gone (its broker crashed) cannot be recovered yet: it lived
-//! in that broker's memory.
+//! A session whose owner is gone (its broker crashed) is rebuilt from that broker's
+//! session log in the journal, with durability on (`super::durable`, `super::claim`).
 
 use std::sync::Arc;
 use std::time::Instant;
