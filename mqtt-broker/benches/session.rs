@@ -23,6 +23,7 @@ fn delivery(message: &Arc<Message>) -> Delivery {
         subscription_ids: Vec::new(),
         span: None,
         durable: None,
+        replay: false,
     }
 }
 

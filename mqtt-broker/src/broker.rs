@@ -243,6 +243,7 @@ impl Broker {
                 subscription_ids: target.subscription_ids,
                 span,
                 durable,
+                replay: false,
             };
             let enqueued = target.session.enqueue(delivery, limits);
             if enqueued == Enqueued::Queued {
@@ -338,6 +339,7 @@ impl Broker {
                 subscription_ids: sub.id.into_iter().collect(),
                 span: None,
                 durable: None,
+                replay: true,
             };
             if session.enqueue(delivery, limits) != Enqueued::Queued {
                 self.metrics.dropped(qos, DropReason::queue_full);

@@ -75,6 +75,9 @@ pub struct Delivery {
     /// Its `Enqueued` record in this broker's session log (a QoS 1/2 delivery to a
     /// persistent session, with durability on); acknowledging it writes `Done`.
     pub durable: Option<crate::cluster::durable::DurableId>,
+    /// A retained message sent because of a new subscription, not a live delivery: its
+    /// age is not a delivery latency and is not observed as one.
+    pub replay: bool,
 }
 
 /// A will message, held by the connection until it is published or discarded.

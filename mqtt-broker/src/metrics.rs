@@ -247,7 +247,7 @@ impl BrokerMetrics {
         );
         r.register_with_unit(
             "message_latency",
-            "PUBLISH read from the publisher to written to a subscriber, by delivered QoS",
+            "PUBLISH read from the publisher to written to a subscriber, by delivered QoS (live deliveries: not retained messages sent at subscribe time)",
             Unit::Seconds,
             m.message_latency.clone(),
         );
@@ -383,15 +383,20 @@ impl ConnectionMetrics {
         self.messages_received[qos as usize].inc();
     }
 
-    /// Counts a delivery and observes its latency since the PUBLISH was read; a traced
-    /// delivery (`trace`: its span) is the exemplar that links the latency to its trace.
+    /// Counts a delivery and observes its latency since the PUBLISH was read (`None`: a
+    /// retained message sent at subscribe time, whose age is no delivery latency); a
+    /// traced delivery (`trace`: its span) is the exemplar that links the latency to its
+    /// trace.
     pub fn message_delivered(
         &self,
         qos: QoS,
-        latency_secs: f64,
+        latency_secs: Option<f64>,
         trace: Option<&opentelemetry::Context>,
     ) {
         self.messages_delivered[qos as usize].inc();
+        let Some(latency_secs) = latency_secs else {
+            return;
+        };
         match trace {
             Some(cx) => self.latency[qos as usize].observe_in(latency_secs, cx),
             None => self.latency[qos as usize].observe(latency_secs),

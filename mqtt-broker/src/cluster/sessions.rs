@@ -202,6 +202,7 @@ fn import_delivery(d: broker_pb::QueuedDelivery, now: Instant) -> Result<Deliver
         subscription_ids: d.subscription_ids,
         span: None,
         durable: None,
+        replay: false,
     })
 }
 
@@ -248,6 +249,7 @@ mod tests {
             retain: true,
             span: None,
             durable: None,
+            replay: false,
             subscription_ids: vec![7],
         }
     }

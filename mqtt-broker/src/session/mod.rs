@@ -229,6 +229,7 @@ mod tests {
             retain: false,
             span: None,
             durable: None,
+            replay: false,
             subscription_ids: vec![],
         }
     }

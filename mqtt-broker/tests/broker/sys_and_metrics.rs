@@ -148,3 +148,26 @@ async fn graceful_shutdown_disconnects_clients_and_publishes_wills() {
         assert!(late.closed().await.is_empty(), "no CONNACK after shutdown");
     }
 }
+
+/// A retained message sent at subscribe time counts as delivered, but its age since it
+/// was published is no delivery latency: `robustmq_message_latency_seconds` leaves it out.
+#[tokio::test]
+async fn retained_replays_are_not_latency_samples() {
+    let b = TestBroker::start().await;
+    let mut live = V4::connect(b.tcp(), "live", |_| {}).await;
+    live.subscribe("kept", Q4::AtLeastOnce).await;
+    let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
+    publisher
+        .client
+        .publish("kept", Q4::AtLeastOnce, true, "old")
+        .await
+        .unwrap();
+    assert!(!live.publish().await.retain, "the live delivery");
+    let mut late = V4::connect(b.tcp(), "late", |_| {}).await;
+    late.subscribe("kept", Q4::AtLeastOnce).await;
+    assert!(late.publish().await.retain, "the retained replay");
+    let samples = b.metrics().await;
+    let get = |name: &str| sum(&samples, name, &[("qos", "1")]);
+    assert_eq!(get("robustmq_messages_delivered_total"), 2.0);
+    assert_eq!(get("robustmq_message_latency_seconds_count"), 1.0);
+}
