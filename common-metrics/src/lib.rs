@@ -5,6 +5,7 @@
 //! * [`new_registry`] / [`namespaced`]: the root prometheus-client registry with identity
 //!   labels, `robustmq_build_info`, `process_*` and `robustmq_tokio_*` metrics.
 //! * [`http::serve`]: `/metrics` (OpenMetrics or Prometheus text), `/healthz`, `/readyz`.
+//! * [`FilesystemCollector`]: free and total space of a data directory's filesystem.
 //! * [`LatencyHistogram`]: seconds histograms with trace-id exemplars.
 //! * [`init`]: the global subscriber (env filter, JSON/human logs with trace ids and
 //!   redaction, OpenTelemetry layer, OTLP export when configured).
@@ -18,6 +19,7 @@
 
 mod error;
 pub mod exposition;
+pub mod filesystem;
 pub mod grpc;
 pub mod histogram;
 pub mod http;
@@ -34,6 +36,7 @@ mod telemetry;
 pub mod testing;
 
 pub use error::Error;
+pub use filesystem::FilesystemCollector;
 pub use histogram::{latency_buckets, latency_family, LatencyFamily, LatencyHistogram, TraceLabel};
 pub use http::{serve, Readiness};
 pub use identity::Identity;

@@ -60,6 +60,7 @@ impl Server {
         let shards = Arc::new(ShardMap::default());
         if config.telemetry.metrics_enabled {
             root.register_collector(Box::new(JournalCollector::new(shards.clone())));
+            common_metrics::FilesystemCollector::register(root, &config.data_dir);
         }
 
         let grpc_listener = bind(config.listen, "gRPC listener").await?;

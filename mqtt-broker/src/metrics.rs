@@ -92,6 +92,21 @@ struct DropLabels {
     reason: DropReason,
 }
 
+/// A client request the broker failed for a reason of its own (the availability SLI's
+/// bad events): a CONNECT refused because the cluster could not claim the session, a
+/// QoS 1/2 PUBLISH whose message could not be made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Operation {
+    connect,
+    publish,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: Operation,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
@@ -116,6 +131,9 @@ pub struct BrokerMetrics {
     /// `messages_dropped` by QoS and [`DropReason`], resolved once.
     drops: [[Counter; DropReason::ALL.len()]; 3],
     pub auth_failures: Counter,
+    /// By [`Operation`], resolved once (both exist from the start, so the SLI's ratio
+    /// has a numerator before the first failure).
+    server_errors: [Counter; 2],
     pub will_published: Counter,
     pub sessions: Gauge,
     pub subscriptions: Gauge,
@@ -135,6 +153,12 @@ impl BrokerMetrics {
         let drops = counters_by_qos(&messages_dropped, DropReason::ALL, |qos, reason| {
             DropLabels { qos, reason }
         });
+        let server_errors_family = Family::<OperationLabels, Counter>::default();
+        let server_errors = [Operation::connect, Operation::publish].map(|operation| {
+            server_errors_family
+                .get_or_create(&OperationLabels { operation })
+                .clone()
+        });
         let m = Self {
             connections_active: Gauge::default(),
             connections_peak: Gauge::default(),
@@ -150,6 +174,7 @@ impl BrokerMetrics {
             messages_dropped,
             drops,
             auth_failures: Counter::default(),
+            server_errors,
             will_published: Counter::default(),
             sessions: Gauge::default(),
             subscriptions: Gauge::default(),
@@ -224,6 +249,11 @@ impl BrokerMetrics {
             "auth_failures",
             "CONNECTs refused for bad credentials or authorisation",
             m.auth_failures.clone(),
+        );
+        r.register(
+            "server_errors",
+            "Client requests the broker failed for a reason of its own, by operation (CONNECT: the session could not be claimed; PUBLISH: the message could not be made durable)",
+            server_errors_family,
         );
         r.register(
             "will_messages_published",
@@ -341,6 +371,11 @@ impl BrokerMetrics {
         self.packets_received_error
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    /// Counts a request failed by the broker itself (not by the client's fault).
+    pub fn server_error(&self, operation: Operation) {
+        self.server_errors[operation as usize].inc();
     }
 
     /// Counts a message not delivered to a subscriber.

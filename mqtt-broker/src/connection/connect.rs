@@ -173,7 +173,9 @@ async fn accept(
         Some(cluster) => match cluster.claim_session(&client_id, c.clean_start).await {
             Ok(state) => orphan_will(broker, state),
             Err(e) => {
-                broker.metrics.packet_error("session_claim_failed");
+                broker
+                    .metrics
+                    .server_error(crate::metrics::Operation::connect);
                 tracing::warn!(client_id = %client_id, error = %e, "cannot claim the session cluster-wide");
                 return Err(ReasonCode::SERVER_UNAVAILABLE);
             }

@@ -175,7 +175,9 @@ where
         let v5 = self.version.is_v5();
         let mut reason = ack.reason;
         if let Err(e) = &ack.result {
-            self.broker.metrics.packet_error("not_durable");
+            self.broker
+                .metrics
+                .server_error(crate::metrics::Operation::publish);
             tracing::warn!(client_id = %self.client_id, error = %e, "PUBLISH not acknowledged: the message could not be made durable");
             if ack.qos == QoS::ExactlyOnce {
                 self.session.lock().incoming_qos2.remove(&ack.packet_id);

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot};
-
-use common_metrics::LatencyHistogram;
 
 use crate::error::{Error, Result};
 use crate::kv::{Command, CommandResponse};
 use crate::node::core::write_error;
+use crate::node::metrics::{ProposalMetrics, ProposalResult};
 use crate::raft::Raft;
 
 /// A client command waiting for its batch to be applied.
@@ -32,7 +31,7 @@ pub(crate) async fn run_proposer(
     raft: Raft,
     mut rx: mpsc::Receiver<Proposal>,
     max_batch: usize,
-    write_latency: LatencyHistogram,
+    metrics: ProposalMetrics,
     timeout: Duration,
 ) {
     let in_flight = Arc::new(tokio::sync::Semaphore::new(4));
@@ -49,7 +48,7 @@ pub(crate) async fn run_proposer(
             }
         }
         let raft = raft.clone();
-        let write_latency = write_latency.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let (commands, waiters): (Vec<Command>, Vec<_>) = batch
@@ -62,6 +61,15 @@ pub(crate) async fn run_proposer(
                 Command::Batch(commands)
             };
             let written = tokio::time::timeout(timeout, raft.client_write(command)).await;
+            // A batch fails as a whole; applied commands succeed or are refused one by one.
+            let failure = match &written {
+                Err(_) => Some(ProposalResult::timeout),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                    Some(ProposalResult::not_leader)
+                }
+                Ok(Err(_)) => Some(ProposalResult::error),
+                Ok(Ok(_)) => None,
+            };
             let results: Vec<Result<CommandResponse>> = match written {
                 Err(_) => waiters
                     .iter()
@@ -83,7 +91,12 @@ pub(crate) async fn run_proposer(
                 }
             };
             for ((reply, start), result) in waiters.into_iter().zip(results) {
-                write_latency.observe_duration(start);
+                metrics.latency.observe_duration(start);
+                metrics.count(failure.unwrap_or(if result.is_ok() {
+                    ProposalResult::ok
+                } else {
+                    ProposalResult::refused
+                }));
                 let _ = reply.send(result);
             }
         });

@@ -22,12 +22,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::Channel;
 
 use common_metrics::grpc::{GrpcClientLayer, GrpcClientMetrics, GrpcClientService};
-use common_metrics::LatencyHistogram;
 use tower::Layer;
 
 use crate::error::{Error, Result};
 use crate::kv::{Command, CommandResponse, KvReader, LeaseClock, WatchHub};
 use crate::node::batch::{run_proposer, run_read_index, Proposal, ReadReply};
+use crate::node::metrics::ProposalMetrics;
 use crate::raft::network::{peer_channel, peer_limits, NetworkSwitch};
 use crate::raft::{NodeId, Raft};
 
@@ -75,8 +75,8 @@ pub struct CoreParts {
     pub limits: Limits,
     /// Most client commands per proposal.
     pub max_batch: usize,
-    /// Propose-to-apply latency of each client write on the leader.
-    pub write_latency: LatencyHistogram,
+    /// Propose-to-apply latency and result of each client write.
+    pub proposals: ProposalMetrics,
     pub shutdown: watch::Receiver<bool>,
     pub committed: Arc<std::sync::atomic::AtomicU64>,
     /// `grpc_client_*` metrics of forwarded requests.
@@ -95,7 +95,7 @@ impl Core {
             switch,
             limits,
             max_batch,
-            write_latency,
+            proposals: proposal_metrics,
             shutdown,
             committed,
             client_metrics,
@@ -106,7 +106,7 @@ impl Core {
             raft.clone(),
             proposal_rx,
             max_batch,
-            write_latency,
+            proposal_metrics,
             limits.request_timeout,
         ));
         tokio::spawn(run_read_index(

@@ -15,6 +15,68 @@ pub struct FollowerLabels {
     pub follower: String,
 }
 
+/// What became of a client write proposed on this node.
+#[derive(
+    Clone, Copy, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum ProposalResult {
+    /// Committed and applied.
+    ok,
+    /// Applied, and the state machine refused it (a failed compare, an unknown lease):
+    /// an answer, not a failure of the placement center.
+    refused,
+    /// This node is not the leader; the caller is sent to it.
+    not_leader,
+    /// Not committed within the request timeout (no quorum).
+    timeout,
+    /// Raft stopped or refused the write.
+    error,
+}
+
+impl ProposalResult {
+    const ALL: [ProposalResult; 5] = [
+        ProposalResult::ok,
+        ProposalResult::refused,
+        ProposalResult::not_leader,
+        ProposalResult::timeout,
+        ProposalResult::error,
+    ];
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: ProposalResult,
+}
+
+/// Client writes: how long they take from proposal to application on the leader, and how
+/// they end (`robustmq_raft_proposals_total{result}`), one counter per result resolved
+/// once.
+#[derive(Clone, Debug, Default)]
+pub struct ProposalMetrics {
+    pub latency: LatencyHistogram,
+    results: [Counter; ProposalResult::ALL.len()],
+}
+
+impl ProposalMetrics {
+    fn register(registry: &mut Registry, latency: LatencyHistogram) -> Self {
+        let family = Family::<ResultLabels, Counter>::default();
+        let results = ProposalResult::ALL
+            .map(|result| family.get_or_create(&ResultLabels { result }).clone());
+        registry.register(
+            "raft_proposals",
+            "Client writes proposed on this node, by result",
+            family,
+        );
+        ProposalMetrics { latency, results }
+    }
+
+    /// Counts one client write's result.
+    pub fn count(&self, result: ProposalResult) {
+        self.results[result as usize].inc();
+    }
+}
+
 /// Raft state of this node as Prometheus sees it.
 #[derive(Clone, Debug)]
 pub struct RaftGauges {
@@ -28,8 +90,8 @@ pub struct RaftGauges {
     pub applied_index: Gauge,
     /// Entries the leader has that each follower has not matched (leader only).
     pub replication_lag: Family<FollowerLabels, Gauge>,
-    /// Propose-to-apply latency of client writes on the leader.
-    pub write_latency: LatencyHistogram,
+    /// Propose-to-apply latency and results of client writes.
+    pub proposals: ProposalMetrics,
 }
 
 impl RaftGauges {
@@ -44,7 +106,7 @@ impl RaftGauges {
             committed_index: Gauge::default(),
             applied_index: Gauge::default(),
             replication_lag: Family::default(),
-            write_latency: LatencyHistogram::new(),
+            proposals: ProposalMetrics::default(),
         };
         registry.register(
             "cluster_leader_status",
@@ -95,9 +157,10 @@ impl RaftGauges {
             "raft_write_duration",
             "Time from proposing a client write to its application on the leader",
             Unit::Seconds,
-            g.write_latency.clone(),
+            g.proposals.latency.clone(),
         );
-        g
+        let proposals = ProposalMetrics::register(registry, g.proposals.latency.clone());
+        RaftGauges { proposals, ..g }
     }
 }
 
@@ -121,6 +184,9 @@ mod tests {
             .set(7);
         storage.log_append.observe(0.002);
         storage.disk_usage.set(4096);
+        raft.proposals.count(ProposalResult::timeout);
+        raft.proposals.count(ProposalResult::ok);
+        raft.proposals.count(ProposalResult::ok);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for expected in [
@@ -134,6 +200,11 @@ mod tests {
             "robustmq_storage_operation_duration_seconds_count{operation=\"log_append\"} 1",
             "robustmq_storage_disk_usage_bytes 4096",
             "robustmq_raft_snapshot_builds_total 0",
+            // Every result exists from the start, so failure ratios have a numerator.
+            "robustmq_raft_proposals_total{result=\"ok\"} 2",
+            "robustmq_raft_proposals_total{result=\"timeout\"} 1",
+            "robustmq_raft_proposals_total{result=\"error\"} 0",
+            "robustmq_raft_proposals_total{result=\"not_leader\"} 0",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

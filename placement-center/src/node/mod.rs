@@ -108,6 +108,7 @@ impl Node {
         let mut registry = common_metrics::new_registry(identity, config.telemetry.identity_labels);
         let root = common_metrics::namespaced(&mut registry);
         let storage_metrics = StorageMetrics::register(root);
+        common_metrics::FilesystemCollector::register(root, &config.data_dir);
         let replication_metrics = ReplicationMetrics::register(root);
         let gauges = metrics::RaftGauges::register(root);
         let grpc_metrics = GrpcServerMetrics::register(root);
@@ -155,7 +156,7 @@ impl Node {
                 request_timeout: Duration::from_millis(config.raft.request_timeout_ms),
             },
             max_batch: config.raft.max_batch,
-            write_latency: gauges.write_latency.clone(),
+            proposals: gauges.proposals.clone(),
             shutdown: shutdown_rx.clone(),
             committed,
             client_metrics,
