@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing the workspace needs beyond a Rust toolchain, and
-# only what is missing: libclang (RocksDB's bindings are generated with bindgen) and,
-# for the broker's integration tests, python3 with paho-mqtt 2.x. Debian/Ubuntu (apt);
+# only what is missing: libclang (RocksDB's bindings are generated with bindgen); for
+# the broker's integration tests, python3 with paho-mqtt 2.x; for the monitoring tests
+# (and local-cluster --prometheus/--alertmanager), Prometheus with promtool and
+# Alertmanager with amtool. Debian/Ubuntu (apt);
 # run as root or with sudo available. Used by the README's first command and by .ci/run.
 set -euo pipefail
 
@@ -15,13 +17,16 @@ if command -v apt-get >/dev/null 2>&1; then
   command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
   dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}"
     sudo_if_needed apt-get update -qq
-    sudo_if_needed apt-get install -y -qq "${need[@]}"
+    # No recommends: prometheus would pull in node-exporter and its collectors.
+    sudo_if_needed apt-get install -y -qq --no-install-recommends "${need[@]}"
   fi
 else
-  echo "no apt-get here: install libclang (for bindgen), python3 and pip yourself" >&2
+  echo "no apt-get here: install libclang (for bindgen), python3 and pip, prometheus (with promtool) and alertmanager (with amtool) yourself" >&2
 fi
 
 # paho-mqtt: the second real client the broker's integration tests drive.

@@ -13,10 +13,11 @@ use crate::binaries::{cargo_build, default_bin_dir};
 use crate::cluster::LocalCluster;
 use crate::error::{Error, Result};
 use crate::process::StopOutcome;
+use crate::prometheus::PrometheusSetup;
 use crate::status::{render, RateMeter};
 use crate::table::{render_endpoints, render_leader};
 use crate::traces::{render_tree, TraceCollector, LOCAL_OTLP_PORT};
-use crate::{prometheus, root};
+use crate::{alertmanager, prometheus, root};
 use crate::{ClusterPlan, Service};
 
 /// What the command line asks for.
@@ -32,6 +33,8 @@ pub struct LaunchOptions {
     pub build: bool,
     /// Also run Prometheus, if installed.
     pub prometheus: bool,
+    /// Also run Alertmanager (and Prometheus), if installed, and print its notifications.
+    pub alertmanager: bool,
     /// Added to every port of the table.
     pub port_offset: u16,
     /// How long each tier may take to get ready.
@@ -109,20 +112,18 @@ pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
             return Ok(Vec::new());
         }
     };
-    let mut prometheus = None;
-    if options.prometheus {
-        match prometheus::start(cluster.plan()).await {
-            Ok(Some(child)) => prometheus = Some(child),
-            Ok(None) => eprintln!(
-                "prometheus is not installed (apt-get install prometheus); continuing without it"
-            ),
-            Err(e) => eprintln!("prometheus not started: {e}; continuing without it"),
-        }
-    }
-    let url = prometheus
+    let (alerting, mut monitors) = start_monitoring(cluster.plan(), &options).await;
+    let url = monitors
+        .prometheus
         .as_ref()
         .map(|_| format!("http://{}", cluster.plan().prometheus));
     println!("\n{}", render_endpoints(cluster.plan(), url.as_deref()));
+    if monitors.alertmanager.is_some() {
+        println!(
+            "Alertmanager  http://{}  (its notifications are printed here as `alert …` lines)",
+            cluster.plan().alertmanager
+        );
+    }
     let leader = cluster
         .placement_client()
         .status()
@@ -146,14 +147,64 @@ pub async fn run(options: LaunchOptions) -> Result<Vec<StopOutcome>> {
     println!("stopping brokers → journal → placement (SIGTERM, SIGKILL after {:?}); Ctrl-C again kills at once", cluster.plan().stop_timeout);
     let grace = cluster.plan().stop_timeout;
     let mut outcomes = Vec::new();
-    if let Some(mut prometheus) = prometheus {
-        outcomes.push(prometheus.terminate(grace).await?);
+    for monitor in [monitors.prometheus.take(), monitors.alertmanager.take()]
+        .into_iter()
+        .flatten()
+    {
+        let mut monitor = monitor;
+        outcomes.push(monitor.terminate(grace).await?);
     }
+    drop(alerting);
     tokio::select! {
         stopped = cluster.stop() => outcomes.extend(stopped?),
         _ = signals.recv() => eprintln!("second signal: killed every process"),
     }
     Ok(outcomes)
+}
+
+/// Prometheus and Alertmanager, as far as they are asked for and installed.
+#[derive(Default)]
+struct Monitors {
+    prometheus: Option<crate::ChildProcess>,
+    alertmanager: Option<crate::ChildProcess>,
+}
+
+/// `--prometheus` / `--alertmanager`: the alert webhook first, then Alertmanager, then
+/// Prometheus pointed at it. What is not installed or does not start is reported and
+/// skipped; the cluster runs either way.
+async fn start_monitoring(
+    plan: &ClusterPlan,
+    options: &LaunchOptions,
+) -> (Option<alertmanager::Webhook>, Monitors) {
+    let mut monitors = Monitors::default();
+    let mut webhook = None;
+    if options.alertmanager {
+        match alertmanager::Webhook::serve(plan.alert_webhook, true).await {
+            Ok(hook) => webhook = Some(hook),
+            Err(e) => eprintln!("alert webhook not started: {e}"),
+        }
+        match alertmanager::start(plan).await {
+            Ok(Some(child)) => monitors.alertmanager = Some(child),
+            Ok(None) => eprintln!(
+                "alertmanager is not installed (apt-get install prometheus-alertmanager); continuing without it"
+            ),
+            Err(e) => eprintln!("alertmanager not started: {e}; continuing without it"),
+        }
+    }
+    if options.prometheus || options.alertmanager {
+        let setup = PrometheusSetup {
+            alertmanager: monitors.alertmanager.is_some(),
+            ..PrometheusSetup::default()
+        };
+        match prometheus::start(plan, setup).await {
+            Ok(Some(child)) => monitors.prometheus = Some(child),
+            Ok(None) => eprintln!(
+                "prometheus is not installed (apt-get install prometheus); continuing without it"
+            ),
+            Err(e) => eprintln!("prometheus not started: {e}; continuing without it"),
+        }
+    }
+    (webhook, monitors)
 }
 
 /// `--traces`: brokers trace `ratio` of the messages that come without a context, and

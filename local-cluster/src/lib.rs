@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alertmanager;
 pub mod binaries;
 mod cluster;
 mod error;
@@ -36,7 +37,10 @@ pub use cluster::{Exited, LocalCluster, LOG_TAIL_LINES};
 pub use error::{Error, Result};
 pub use launcher::{run, LaunchOptions};
 pub use plan::ClusterPlan;
-pub use ports::{NodePorts, PortRow, Service, LOCAL_PORTS, LOCAL_PROMETHEUS_PORT};
+pub use ports::{
+    NodePorts, PortRow, Service, LOCAL_ALERTMANAGER_PORT, LOCAL_ALERT_WEBHOOK_PORT, LOCAL_PORTS,
+    LOCAL_PROMETHEUS_PORT,
+};
 pub use process::{log_tail, ChildProcess, StopOutcome};
 pub use spec::{grpc_endpoints, initial_cluster, LaunchSpec, CLUSTER_NAME};
 pub use status::ClusterStatus;

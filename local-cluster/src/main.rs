@@ -27,9 +27,14 @@ struct Cli {
     /// Do not run `cargo build` for the service binaries first (only done under cargo).
     #[arg(long)]
     no_build: bool,
-    /// Also start Prometheus on 127.0.0.1:9090 scraping every process (if installed).
+    /// Also start Prometheus on 127.0.0.1:9090 scraping every process and evaluating the
+    /// shipped rules (deploy/prometheus/rules), if installed.
     #[arg(long)]
     prometheus: bool,
+    /// Also start Alertmanager on 127.0.0.1:9094 with deploy/alertmanager/alertmanager.yml
+    /// (implies --prometheus), if installed; its notifications are printed here.
+    #[arg(long)]
+    alertmanager: bool,
     /// Add N to every port of the table (to run a second cluster beside the first).
     #[arg(long, default_value_t = 0, value_name = "N")]
     port_offset: u16,
@@ -62,6 +67,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         bin_dir: cli.bin_dir,
         build: !cli.no_build,
         prometheus: cli.prometheus,
+        alertmanager: cli.alertmanager,
         port_offset: cli.port_offset,
         ready_timeout: Duration::from_secs(cli.ready_timeout),
         status_interval: Duration::from_secs(cli.status_interval.max(1)),

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::ports::{NodePorts, Service, LOCAL_PORTS, LOCAL_PROMETHEUS_PORT};
+use crate::ports::{
+    NodePorts, Service, LOCAL_ALERTMANAGER_PORT, LOCAL_ALERT_WEBHOOK_PORT, LOCAL_PORTS,
+    LOCAL_PROMETHEUS_PORT,
+};
 
 /// Everything needed to start a cluster: addresses, directories, patience.
 #[derive(Debug, Clone)]
@@ -23,6 +26,10 @@ pub struct ClusterPlan {
     pub brokers: Vec<NodePorts>,
     /// Where Prometheus listens when the launcher runs it.
     pub prometheus: SocketAddr,
+    /// Where Alertmanager listens when the launcher runs it.
+    pub alertmanager: SocketAddr,
+    /// Where the launcher takes Alertmanager's webhook notifications.
+    pub alert_webhook: SocketAddr,
     /// How long each tier may take to answer 200 on every `/readyz`.
     pub ready_timeout: Duration,
     /// How long a process may take to exit after SIGTERM before it gets SIGKILL.
@@ -54,7 +61,12 @@ impl ClusterPlan {
                 .map(loopback)
                 .ok_or_else(|| Error::Plan(format!("port {port} + offset {offset} > 65535")))
         };
-        let mut plan = Self::empty(root.into(), shift(LOCAL_PROMETHEUS_PORT)?);
+        let monitoring = [
+            shift(LOCAL_PROMETHEUS_PORT)?,
+            shift(LOCAL_ALERTMANAGER_PORT)?,
+            shift(LOCAL_ALERT_WEBHOOK_PORT)?,
+        ];
+        let mut plan = Self::empty(root.into(), monitoring);
         for row in LOCAL_PORTS {
             let node = NodePorts {
                 node_id: row.node_id,
@@ -78,7 +90,8 @@ impl ClusterPlan {
             held.push(listener);
             Ok(addr)
         };
-        let mut plan = Self::empty(root.into(), free()?);
+        let monitoring = [free()?, free()?, free()?];
+        let mut plan = Self::empty(root.into(), monitoring);
         for row in LOCAL_PORTS {
             let node = NodePorts {
                 node_id: row.node_id,
@@ -91,7 +104,9 @@ impl ClusterPlan {
         Ok(plan)
     }
 
-    fn empty(root: PathBuf, prometheus: SocketAddr) -> ClusterPlan {
+    /// A plan with no nodes; `monitoring` is Prometheus, Alertmanager, alert webhook.
+    fn empty(root: PathBuf, monitoring: [SocketAddr; 3]) -> ClusterPlan {
+        let [prometheus, alertmanager, alert_webhook] = monitoring;
         ClusterPlan {
             root,
             bin_dir: crate::binaries::default_bin_dir(),
@@ -99,6 +114,8 @@ impl ClusterPlan {
             journal: Vec::new(),
             brokers: Vec::new(),
             prometheus,
+            alertmanager,
+            alert_webhook,
             ready_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(15),
             broker_config: None,
@@ -194,6 +211,8 @@ mod tests {
         assert_eq!(plan.brokers[1].grpc, loopback(3229));
         assert_eq!(plan.placement[0].mqtt, None);
         assert_eq!(plan.prometheus, loopback(9090));
+        assert_eq!(plan.alertmanager, loopback(9094));
+        assert_eq!(plan.alert_webhook, loopback(9095));
         plan.validate().unwrap();
     }
 
@@ -216,13 +235,13 @@ mod tests {
             .flat_map(|&s| plan.nodes(s).to_vec())
             .flat_map(|n| [Some(n.grpc), Some(n.metrics), n.mqtt])
             .flatten()
-            .chain([plan.prometheus])
+            .chain([plan.prometheus, plan.alertmanager, plan.alert_webhook])
             .map(|a| a.port())
             .collect();
-        assert_eq!(ports.len(), 22);
+        assert_eq!(ports.len(), 24);
         ports.sort_unstable();
         ports.dedup();
-        assert_eq!(ports.len(), 22);
+        assert_eq!(ports.len(), 24);
     }
 
     #[test]

@@ -127,6 +127,10 @@ pub const LOCAL_PORTS: [PortRow; 9] = [
 
 /// Prometheus (`--prometheus`) in the local plan.
 pub const LOCAL_PROMETHEUS_PORT: u16 = 9090;
+/// Alertmanager (`--alertmanager`) in the local plan.
+pub const LOCAL_ALERTMANAGER_PORT: u16 = 9094;
+/// The webhook the local Alertmanager notifies; `local-cluster` prints what it gets.
+pub const LOCAL_ALERT_WEBHOOK_PORT: u16 = 9095;
 
 #[cfg(test)]
 mod tests {

@@ -2,42 +2,10 @@
 //! `mqtt-broker cluster-user` adds a user once and it can log in anywhere;
 //! `mqtt-broker cluster-acl` sets one ACL that every broker enforces until it is cleared.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cluster_tests::{binary, start_cluster, unique, Client, TestCluster, WAIT};
+use cluster_tests::{start_cluster, unique, Client, TestCluster, WAIT};
 use rumqttc::v5::mqttbytes::QoS;
-
-/// Runs `mqtt-broker <args> --placement-endpoints ...` with `stdin`; its exit status and
-/// stderr.
-fn admin(c: &TestCluster, args: &[&str], stdin: &str) -> (bool, String) {
-    let endpoints: Vec<String> = c
-        .cluster
-        .placement_endpoints()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let mut child = Command::new(binary("mqtt-broker"))
-        .args(args)
-        .args(["--placement-endpoints", &endpoints.join(",")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mqtt-broker runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin written");
-    let out = child.wait_with_output().expect("mqtt-broker exits");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Retries `attempt` until it returns true or [`WAIT`] passes (the brokers apply what
 /// the placement center stores through a watch, a moment later).
@@ -80,7 +48,7 @@ async fn login(c: &TestCluster, node: u64, password: &'static str) -> Result<Cli
 async fn cluster_users_and_acl_apply_on_every_broker() {
     let c = start_cluster().await;
     for user in ["alice", "bob"] {
-        let (ok, err) = admin(&c, &["cluster-user", user], "s3cret\n");
+        let (ok, err) = c.admin(&["cluster-user", user], "s3cret\n");
         assert!(ok, "{err}");
     }
     for node in 1..=3 {
@@ -103,7 +71,7 @@ async fn cluster_users_and_acl_apply_on_every_broker() {
         "default = \"deny\"\n[[rules]]\npermission = \"allow\"\naction = \"all\"\ntopic = \"open/#\"\n",
     )
     .unwrap();
-    let (ok, err) = admin(&c, &["cluster-acl", acl.to_str().unwrap()], "");
+    let (ok, err) = c.admin(&["cluster-acl", acl.to_str().unwrap()], "");
     assert!(ok, "{err}");
     let mut sub = Client::connect(c.mqtt(3), &unique("sub")).await;
     subscribe_until(&mut sub, "closed/#", "NotAuthorized").await;
@@ -113,19 +81,19 @@ async fn cluster_users_and_acl_apply_on_every_broker() {
     // A broken ACL is refused before it is stored, naming the file; the rules stay.
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "[[rules]]\npermission = \"maybe\"\n").unwrap();
-    let (ok, err) = admin(&c, &["cluster-acl", broken.to_str().unwrap()], "");
+    let (ok, err) = c.admin(&["cluster-acl", broken.to_str().unwrap()], "");
     assert!(!ok);
     assert!(err.contains("broken.toml"), "{err}");
     let codes = sub.subscribe("closed/again", QoS::AtLeastOnce).await;
     assert!(codes[0].contains("NotAuthorized"), "{codes:?}");
 
     // Cleared, each broker's own ACL (none here: allow all) applies again.
-    let (ok, err) = admin(&c, &["cluster-acl", "--clear"], "");
+    let (ok, err) = c.admin(&["cluster-acl", "--clear"], "");
     assert!(ok, "{err}");
     subscribe_until(&mut sub, "closed/#", "Success").await;
     // Removed, alice can no longer log in (with bob left, logins are still checked;
     // a broker with no users at all lets anyone in where anonymous clients may).
-    let (ok, err) = admin(&c, &["cluster-user", "--delete", "alice"], "");
+    let (ok, err) = c.admin(&["cluster-user", "--delete", "alice"], "");
     assert!(ok, "{err}");
     eventually("alice is gone from broker 2", || async {
         login(&c, 2, "s3cret").await.is_err()

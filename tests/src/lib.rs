@@ -6,6 +6,7 @@
 //! is missing (this crate tested alone) it is built first.
 
 mod client;
+pub mod prometheus;
 
 pub use client::{Client, Received};
 
@@ -73,6 +74,38 @@ impl TestCluster {
             .await
             .unwrap_or_default();
         local_cluster::metrics_text::sum_samples(&text, name).unwrap_or(0.0)
+    }
+
+    /// Runs `mqtt-broker <args> --placement-endpoints ...` (an admin command such as
+    /// `cluster-user`) with `stdin`; its exit status and stderr.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> (bool, String) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let endpoints: Vec<String> = self
+            .cluster
+            .placement_endpoints()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut child = Command::new(binary("mqtt-broker"))
+            .args(args)
+            .args(["--placement-endpoints", &endpoints.join(",")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mqtt-broker runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin written");
+        let out = child.wait_with_output().expect("mqtt-broker exits");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// The log of a process, e.g. `mqtt-broker-2`, for failure messages.

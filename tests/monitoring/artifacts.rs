@@ -1,0 +1,244 @@
+//! The shipped monitoring files are valid and complete: promtool and amtool accept them,
+//! every alert is labelled, documented in the runbook and unit-tested, the
+//! PrometheusRule is the rules file, and every dashboard panel has what Grafana users
+//! need (datasource variable, unit, description).
+
+use std::process::Command;
+use std::time::Duration;
+
+use cluster_tests::prometheus::{require_program, Prometheus};
+use local_cluster::ClusterPlan;
+use serde_json::Value;
+
+use crate::expressions::{dashboards, panels, repo_root};
+
+const RULES: &str = "deploy/prometheus/rules/robustmq.rules.yml";
+const RULE_TESTS: &str = "deploy/prometheus/rules/robustmq.rules.test.yml";
+const PROMETHEUS_RULE: &str = "deploy/kubernetes/monitoring/prometheusrule.yaml";
+const ALERTMANAGER: &str = "deploy/alertmanager/alertmanager.yml";
+const RUNBOOK: &str = "deploy/runbook.md";
+
+/// Runs `program args` in the repository root; panics with its output unless it succeeds.
+fn run_ok(program: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{text}",
+        program.display()
+    );
+    text
+}
+
+#[test]
+fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
+    let promtool = require_program("promtool", "prometheus");
+    let checked = run_ok(&promtool, &["check", "rules", RULES]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let tested = run_ok(&promtool, &["test", "rules", RULE_TESTS]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+    println!("{tested}");
+}
+
+#[test]
+fn amtool_accepts_the_alertmanager_config() {
+    let amtool = require_program("amtool", "prometheus-alertmanager");
+    let checked = run_ok(&amtool, &["check-config", ALERTMANAGER]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+}
+
+/// The PrometheusRule for Kubernetes: the rules file as its `spec`, under kube-prometheus'
+/// selector labels.
+fn render_prometheus_rule(rules: &str) -> String {
+    let mut out = String::from(
+        "# Generated from deploy/prometheus/rules/robustmq.rules.yml by the monitoring tests;\n\
+         # do not edit: change the rules file and run\n\
+         #   UPDATE_DEPLOY=1 cargo test -p cluster-tests --test monitoring prometheus_rule\n\
+         apiVersion: monitoring.coreos.com/v1\n\
+         kind: PrometheusRule\n\
+         metadata:\n  \
+           name: robustmq\n  \
+           labels:\n    \
+             app.kubernetes.io/name: robustmq\n    \
+             app.kubernetes.io/component: monitoring\n    \
+             # kube-prometheus' Prometheus selects rules by these two.\n    \
+             prometheus: k8s\n    \
+             role: alert-rules\n\
+         spec:\n",
+    );
+    let body = rules
+        .lines()
+        .skip_while(|line| !line.starts_with("groups:"));
+    for line in body {
+        if line.is_empty() {
+            out.push('\n');
+        } else {
+            out += &format!("  {line}\n");
+        }
+    }
+    out
+}
+
+#[test]
+fn prometheus_rule_is_generated_from_the_rules_file() {
+    let root = repo_root();
+    let rules = std::fs::read_to_string(root.join(RULES)).expect("rules file");
+    let expected = render_prometheus_rule(&rules);
+    let path = root.join(PROMETHEUS_RULE);
+    if std::env::var_os("UPDATE_DEPLOY").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == expected,
+        "{PROMETHEUS_RULE} is not the rendering of {RULES}: run\n  \
+         UPDATE_DEPLOY=1 cargo test -p cluster-tests --test monitoring prometheus_rule"
+    );
+}
+
+/// Every alerting rule, as Prometheus parsed it (the rules file loaded by a real
+/// Prometheus with nothing to scrape).
+async fn parsed_alerts() -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = ClusterPlan::ephemeral(dir.path().join("cluster")).expect("free ports");
+    let prometheus = Prometheus::start(&plan, Duration::from_secs(60)).await;
+    let groups = prometheus.rule_groups().await;
+    assert!(
+        !groups.is_empty(),
+        "no rule groups loaded:\n{}",
+        prometheus.log_tail()
+    );
+    groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["type"] == "alerting")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_has_severity_summary_description_runbook_and_unit_tests() {
+    let root = repo_root();
+    let runbook = std::fs::read_to_string(root.join(RUNBOOK)).expect("runbook");
+    let unit_tests = std::fs::read_to_string(root.join(RULE_TESTS)).expect("rule tests");
+    let alerts = parsed_alerts().await;
+    assert!(alerts.len() >= 15, "only {} alerts", alerts.len());
+    let mut problems = Vec::new();
+    for alert in &alerts {
+        let name = alert["name"].as_str().unwrap_or_default();
+        let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
+        if !["critical", "warning", "info"].contains(&severity) {
+            problems.push(format!("{name}: severity {severity:?}"));
+        }
+        for key in ["summary", "description"] {
+            if alert["annotations"][key]
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+            {
+                problems.push(format!("{name}: no {key}"));
+            }
+        }
+        let runbook_url = alert["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_default();
+        let anchor = format!("{RUNBOOK}#{}", name.to_lowercase());
+        if runbook_url != anchor {
+            problems.push(format!(
+                "{name}: runbook_url {runbook_url:?}, want {anchor:?}"
+            ));
+        }
+        if !runbook.contains(&format!("\n## {name}\n")) {
+            problems.push(format!("{name}: no `## {name}` section in {RUNBOOK}"));
+        }
+        if !unit_tests.contains(&format!("alertname: {name}\n")) {
+            problems.push(format!("{name}: no unit test in {RULE_TESTS}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_dashboard_panel_has_datasource_variable_unit_and_description() {
+    let mut problems = Vec::new();
+    for (file, dashboard) in dashboards() {
+        let vars: Vec<&Value> = dashboard["templating"]["list"]
+            .as_array()
+            .map(|l| l.iter().collect())
+            .unwrap_or_default();
+        let var = |name: &str| vars.iter().find(|v| v["name"] == name);
+        match var("datasource") {
+            Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
+            _ => problems.push(format!("{file}: no Prometheus `datasource` variable")),
+        }
+        for name in ["cluster", "namespace", "pod"] {
+            if var(name).is_none() {
+                problems.push(format!("{file}: no `{name}` variable"));
+            }
+        }
+        if dashboard["schemaVersion"].as_i64().unwrap_or(0) < 36 {
+            problems.push(format!("{file}: schemaVersion below 36"));
+        }
+        let uses_variable = |ds: &Value| ds["uid"] == "${datasource}";
+        for panel in panels(&dashboard) {
+            if panel["type"] == "row" {
+                continue;
+            }
+            let title = panel["title"].as_str().unwrap_or("<untitled>");
+            let at = format!("{file}: panel {title:?}");
+            if panel["description"]
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+            {
+                problems.push(format!("{at}: no description"));
+            }
+            if panel["fieldConfig"]["defaults"]["unit"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+            {
+                problems.push(format!("{at}: no unit"));
+            }
+            if !uses_variable(&panel["datasource"]) {
+                problems.push(format!("{at}: datasource is not ${{datasource}}"));
+            }
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            if targets.is_empty() {
+                problems.push(format!("{at}: no queries"));
+            }
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                if expr.trim().is_empty() {
+                    problems.push(format!("{at}: a query without expr"));
+                }
+                if !uses_variable(&target["datasource"]) {
+                    problems.push(format!("{at}: a query's datasource is not ${{datasource}}"));
+                }
+                if expr.contains("_bucket") && target["exemplar"] != true {
+                    problems.push(format!("{at}: latency query without exemplars: {expr}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn prometheus_rule_keeps_every_line_of_the_rules() {
+    let rules = "# comment\ngroups:\n  - name: g\n    rules:\n\n      - record: x\n";
+    let rendered = render_prometheus_rule(rules);
+    assert!(rendered
+        .ends_with("spec:\n  groups:\n    - name: g\n      rules:\n\n        - record: x\n"));
+    assert!(!rendered.contains("# comment"));
+}
