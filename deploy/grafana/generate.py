@@ -796,6 +796,14 @@ def mqtt_broker() -> dict:
             [(quantile("0.99", lat, "qos", B), "qos {{qos}}")],
         ),
         timeseries(
+            "Message latency p99, local vs remote",
+            "99th percentile of PUBLISH → subscriber latency by path: local (published and "
+            "delivered by the same broker) and remote (published on another broker and "
+            "forwarded here, or handed over). The gap is the cost of the cross-node hop.",
+            "s",
+            [(quantile("0.99", lat, "path", B), "{{path}}")],
+        ),
+        timeseries(
             "Message latency p99 by broker",
             "99th percentile of PUBLISH → subscriber latency per broker pod: one slow pod "
             "points at that pod (CPU, its journal leader, its peers).",

@@ -49,6 +49,7 @@ fn message(topic: &str) -> Message {
         properties: Default::default(),
         publisher: "bench".into(),
         received_at: Instant::now(),
+        remote: false,
         trace: None,
     }
 }

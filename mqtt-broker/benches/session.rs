@@ -36,6 +36,7 @@ fn message() -> Arc<Message> {
         properties: Default::default(),
         publisher: "bench".into(),
         received_at: Instant::now(),
+        remote: false,
         trace: None,
     })
 }

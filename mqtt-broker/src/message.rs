@@ -25,6 +25,9 @@ pub struct Message {
     pub publisher: ByteString,
     /// When the broker read the PUBLISH, for latency metrics.
     pub received_at: Instant,
+    /// Arrived from another broker (forwarded, handed over or read back from a session
+    /// log) rather than read from a client here: the `path="remote"` latency samples.
+    pub remote: bool,
     /// The span this message's deliveries and forwards are children of, when it is
     /// traced (see [`crate::message_trace`]).
     pub trace: MessageTrace,

@@ -409,6 +409,7 @@ mod tests {
             properties: Default::default(),
             publisher: "publisher-7".into(),
             received_at: Instant::now(),
+            remote: false,
             trace: None,
         };
         m.properties.user_properties = user_properties

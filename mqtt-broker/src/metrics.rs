@@ -86,6 +86,14 @@ pub(crate) struct QosLabels {
     pub(crate) qos: &'static str,
 }
 
+/// A delivery's QoS and whether its message was published on this broker (`local`) or
+/// came from another one (`remote`: forwarded, handed over, read back from a log).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    qos: &'static str,
+    path: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
     qos: &'static str,
@@ -139,7 +147,7 @@ pub struct BrokerMetrics {
     pub subscriptions: Gauge,
     pub retained: Gauge,
     /// PUBLISH read from the publisher → written for one subscriber, with trace exemplars.
-    message_latency: LatencyFamily<QosLabels>,
+    message_latency: LatencyFamily<LatencyLabels>,
     publish_ack_latency: LatencyFamily<QosLabels>,
     /// CONNECT read → CONNACK queued, authentication and the session claim included.
     pub connect_latency: LatencyHistogram,
@@ -277,7 +285,7 @@ impl BrokerMetrics {
         );
         r.register_with_unit(
             "message_latency",
-            "PUBLISH read from the publisher to written to a subscriber, by delivered QoS (live deliveries: not retained messages sent at subscribe time)",
+            "PUBLISH read from the publisher to written to a subscriber, by delivered QoS and path (local: published on this broker; remote: came from another broker); live deliveries only, not retained messages sent at subscribe time",
             Unit::Seconds,
             m.message_latency.clone(),
         );
@@ -332,10 +340,15 @@ impl BrokerMetrics {
                 .clone(),
             messages_received: qos(&self.messages_received),
             messages_delivered: qos(&self.messages_delivered),
-            latency: [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| {
-                self.message_latency
-                    .get_or_create(&QosLabels { qos: q.as_str() })
-                    .clone()
+            latency: ["local", "remote"].map(|path| {
+                QOS_LEVELS.map(|q| {
+                    self.message_latency
+                        .get_or_create(&LatencyLabels {
+                            qos: q.as_str(),
+                            path,
+                        })
+                        .clone()
+                })
             }),
             ack_latency: [QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| {
                 self.publish_ack_latency
@@ -393,7 +406,8 @@ pub struct ConnectionMetrics {
     pub bytes_sent: Counter,
     messages_received: [Counter; 3],
     messages_delivered: [Counter; 3],
-    latency: [LatencyHistogram; 3],
+    /// By path (local, remote) and QoS.
+    latency: [[LatencyHistogram; 3]; 2],
     /// QoS 1 and QoS 2.
     ack_latency: [LatencyHistogram; 2],
 }
@@ -425,6 +439,7 @@ impl ConnectionMetrics {
     pub fn message_delivered(
         &self,
         qos: QoS,
+        remote: bool,
         latency_secs: Option<f64>,
         trace: Option<&opentelemetry::Context>,
     ) {
@@ -432,9 +447,10 @@ impl ConnectionMetrics {
         let Some(latency_secs) = latency_secs else {
             return;
         };
+        let histogram = &self.latency[usize::from(remote)][qos as usize];
         match trace {
-            Some(cx) => self.latency[qos as usize].observe_in(latency_secs, cx),
-            None => self.latency[qos as usize].observe(latency_secs),
+            Some(cx) => histogram.observe_in(latency_secs, cx),
+            None => histogram.observe(latency_secs),
         }
     }
 }

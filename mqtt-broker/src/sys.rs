@@ -81,6 +81,7 @@ pub fn publish_once(broker: &Broker) {
             properties: Default::default(),
             publisher: Default::default(),
             received_at: Instant::now(),
+            remote: false,
             trace: None,
         };
         broker.publish_local(Arc::new(message), &mut scratch);

@@ -231,6 +231,18 @@ async fn every_panel_rule_and_alert_has_data_and_failures_raise_alerts() {
         "sum(rate(robustmq_message_latency_seconds_count[1m]))",
     )
     .await;
+    // Every subscriber sits on another broker than its publisher: remote samples only
+    // (the retained message is sent at subscribe time and is no latency sample).
+    until_series(
+        &prometheus,
+        r#"sum(robustmq_message_latency_seconds_count{path="remote"}) > 0"#,
+    )
+    .await;
+    until_series(
+        &prometheus,
+        r#"sum(robustmq_message_latency_seconds_count{path="local"}) == 0"#,
+    )
+    .await;
     // Recorded series appear at their group's next evaluation after their inputs do.
     for group in prometheus.rule_groups().await {
         for rule in group["rules"].as_array().into_iter().flatten() {

@@ -142,6 +142,7 @@ pub fn from_proto(
         },
         publisher,
         received_at,
+        remote: true,
         trace: None,
     };
     Ok((message, shared))
@@ -216,6 +217,7 @@ mod tests {
             },
             publisher: "pub-1".into(),
             received_at: now,
+            remote: false,
             trace: None,
         }
     }

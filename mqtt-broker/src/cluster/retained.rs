@@ -90,6 +90,7 @@ impl RetainedMirror {
             properties: Default::default(),
             publisher: Default::default(),
             received_at: Instant::now(),
+            remote: false,
             trace: None,
         }));
     }
@@ -152,6 +153,7 @@ mod tests {
             properties: Default::default(),
             publisher: "p".into(),
             received_at: Instant::now(),
+            remote: false,
             trace: None,
         };
         let record = convert::retained_record(&message, Instant::now()).encode_to_vec();

@@ -249,6 +249,7 @@ fn will_of(client_id: &ByteString, username: Option<ByteString>, will: LastWill)
             },
             publisher: client_id.clone(),
             received_at: std::time::Instant::now(),
+            remote: false,
             trace: None,
         },
         delay: Duration::from_secs(u64::from(p.will_delay_interval.unwrap_or(0))),

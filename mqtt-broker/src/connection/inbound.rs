@@ -247,6 +247,7 @@ where
             },
             publisher: self.client_id.clone(),
             received_at,
+            remote: false,
             trace: None,
         }
     }

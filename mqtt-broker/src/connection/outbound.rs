@@ -155,6 +155,7 @@ where
         SysStats::add(&self.broker.stats.messages_sent, 1);
         self.metrics.message_delivered(
             d.qos,
+            msg.remote,
             (!d.replay).then(|| now.saturating_duration_since(msg.received_at).as_secs_f64()),
             span.map(MessageSpan::context).as_ref(),
         );

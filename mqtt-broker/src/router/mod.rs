@@ -245,6 +245,7 @@ mod tests {
             properties: Default::default(),
             publisher: publisher.into(),
             received_at: Instant::now(),
+            remote: false,
             trace: None,
         }
     }

@@ -223,6 +223,7 @@ mod tests {
                 properties: Default::default(),
                 publisher: "p".into(),
                 received_at: Instant::now(),
+                remote: false,
                 trace: None,
             }),
             qos,
