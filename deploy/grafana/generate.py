@@ -914,6 +914,54 @@ def mqtt_broker() -> dict:
             w=8,
         ),
         timeseries(
+            "Sessions by state",
+            "Sessions over all brokers: online (a client connected), offline (kept for a "
+            "client that is away) and persistent (with a session expiry interval, online or "
+            "not). Offline sessions piling up are clients that never come back before expiry.",
+            "short",
+            [
+                (f"sum({m('robustmq_sessions_online', B)})", "online"),
+                (f"sum({m('robustmq_sessions_offline', B)})", "offline"),
+                (f"sum({m('robustmq_sessions_persistent', B)})", "persistent"),
+            ],
+            w=6,
+        ),
+        timeseries(
+            "Queued and in-flight deliveries",
+            "Deliveries waiting in session queues (offline sessions' backlog, online ones' "
+            "beyond the in-flight window) and QoS 1/2 deliveries sent but not yet "
+            "acknowledged, per broker. A queue that only grows is a subscriber that cannot "
+            "keep up; queue_full drops follow when it hits the limit.",
+            "short",
+            [
+                (m("robustmq_session_queued_messages", B), "queued {{pod}}"),
+                (m("robustmq_session_inflight_messages", B), "in flight {{pod}}"),
+            ],
+            w=6,
+        ),
+        timeseries(
+            "Shared-subscription groups",
+            "Shared-subscription groups ($share/<group>/<filter>) with a member on each "
+            "broker (a group spanning brokers counts on each).",
+            "short",
+            [(m("robustmq_shared_subscription_groups", B), "{{pod}}")],
+            w=6,
+        ),
+        timeseries(
+            "Topic aliases used",
+            "PUBLISH packets per second that carried an MQTT 5 topic alias: in (clients "
+            "aliasing their topics to us), out (the broker aliasing topics to subscribers "
+            "that allow it).",
+            "ops",
+            [
+                (
+                    sum_by("direction", rate("robustmq_topic_alias_used_total", B)),
+                    "{{direction}}",
+                )
+            ],
+            w=6,
+        ),
+        timeseries(
             "Sessions",
             "Sessions held per broker, online and offline (persistent sessions of "
             "disconnected clients included).",

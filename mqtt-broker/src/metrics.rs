@@ -116,6 +116,11 @@ struct OperationLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -145,6 +150,8 @@ pub struct BrokerMetrics {
     pub will_published: Counter,
     pub sessions: Gauge,
     pub subscriptions: Gauge,
+    /// PUBLISH packets that used a topic alias, `in` (from clients) and `out` (to them).
+    topic_alias_used: Family<DirectionLabels, Counter>,
     pub retained: Gauge,
     /// PUBLISH read from the publisher → written for one subscriber, with trace exemplars.
     message_latency: LatencyFamily<LatencyLabels>,
@@ -186,6 +193,7 @@ impl BrokerMetrics {
             will_published: Counter::default(),
             sessions: Gauge::default(),
             subscriptions: Gauge::default(),
+            topic_alias_used: Family::default(),
             retained: Gauge::default(),
             message_latency: latency_family(),
             publish_ack_latency: latency_family(),
@@ -283,6 +291,11 @@ impl BrokerMetrics {
             "Retained messages held",
             m.retained.clone(),
         );
+        r.register(
+            "topic_alias_used",
+            "PUBLISH packets that carried a topic alias: in (sent by clients), out (sent to them)",
+            m.topic_alias_used.clone(),
+        );
         r.register_with_unit(
             "message_latency",
             "PUBLISH read from the publisher to written to a subscriber, by delivered QoS and path (local: published on this broker; remote: came from another broker); live deliveries only, not retained messages sent at subscribe time",
@@ -327,6 +340,14 @@ impl BrokerMetrics {
             [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
                 .map(|q| family.get_or_create(&QosLabels { qos: q.as_str() }).clone())
         };
+        // One call per label value: a family's read guard lives until the end of the
+        // statement that took it, and a second get_or_create of a new value in that
+        // statement would wait for the write lock forever.
+        let alias = |direction| {
+            self.topic_alias_used
+                .get_or_create(&DirectionLabels { direction })
+                .clone()
+        };
         ConnectionMetrics {
             received: by_kind(&self.packets_received),
             sent: by_kind(&self.packets_sent),
@@ -338,6 +359,8 @@ impl BrokerMetrics {
                 .bytes_sent
                 .get_or_create(&ListenerLabels { listener })
                 .clone(),
+            alias_in: alias("in"),
+            alias_out: alias("out"),
             messages_received: qos(&self.messages_received),
             messages_delivered: qos(&self.messages_delivered),
             latency: ["local", "remote"].map(|path| {
@@ -404,6 +427,9 @@ pub struct ConnectionMetrics {
     sent: [Counter; 15],
     pub bytes_received: Counter,
     pub bytes_sent: Counter,
+    /// PUBLISH packets with a topic alias, from the client and to it.
+    pub alias_in: Counter,
+    pub alias_out: Counter,
     messages_received: [Counter; 3],
     messages_delivered: [Counter; 3],
     /// By path (local, remote) and QoS.
@@ -452,5 +478,182 @@ impl ConnectionMetrics {
             Some(cx) => histogram.observe_in(latency_secs, cx),
             None => histogram.observe(latency_secs),
         }
+    }
+}
+
+/// Session figures counted when scraped rather than on every message: sessions by state,
+/// queued and in-flight deliveries, shared-subscription groups. A scrape walks this
+/// broker's sessions once (locking each briefly); the message path pays nothing.
+#[derive(Debug)]
+pub struct SessionCollector {
+    broker: std::sync::Weak<crate::broker::Broker>,
+}
+
+impl SessionCollector {
+    /// Registers the collector for `broker` in `registry` (the `robustmq_` registry).
+    pub fn register(registry: &mut Registry, broker: &std::sync::Arc<crate::broker::Broker>) {
+        registry.register_collector(Box::new(SessionCollector {
+            broker: std::sync::Arc::downgrade(broker),
+        }));
+    }
+}
+
+/// What [`SessionCollector`] counts.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct SessionCounts {
+    pub online: i64,
+    pub offline: i64,
+    pub persistent: i64,
+    pub queued: i64,
+    pub inflight: i64,
+    pub shared_groups: i64,
+}
+
+impl SessionCounts {
+    pub(crate) fn of(sessions: &[std::sync::Arc<crate::session::Session>]) -> SessionCounts {
+        let mut counts = SessionCounts::default();
+        let mut groups = std::collections::HashSet::new();
+        for session in sessions {
+            let st = session.lock();
+            if st.ended {
+                continue;
+            }
+            if st.connection.is_some() {
+                counts.online += 1;
+            } else {
+                counts.offline += 1;
+            }
+            if st.expiry_interval > 0 {
+                counts.persistent += 1;
+            }
+            counts.queued += st.queue.len() as i64;
+            counts.inflight += st.inflight.len() as i64;
+            for sub in st.subscriptions.values() {
+                if let Some(group) = &sub.share_group {
+                    groups.insert((group.clone(), sub.filter.clone()));
+                }
+            }
+        }
+        counts.shared_groups = groups.len() as i64;
+        counts
+    }
+}
+
+impl prometheus_client::collector::Collector for SessionCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some(broker) = self.broker.upgrade() else {
+            return Ok(());
+        };
+        let c = SessionCounts::of(&broker.sessions.all());
+        for (name, help, value) in [
+            ("sessions_online", "Sessions with a connected client", c.online),
+            (
+                "sessions_offline",
+                "Sessions kept while their client is away (persistent sessions, wills pending)",
+                c.offline,
+            ),
+            (
+                "sessions_persistent",
+                "Sessions with a session expiry interval (they outlive their connection)",
+                c.persistent,
+            ),
+            (
+                "session_queued_messages",
+                "Deliveries waiting in session queues: offline sessions' backlog and online ones' beyond the in-flight window",
+                c.queued,
+            ),
+            (
+                "session_inflight_messages",
+                "QoS 1/2 deliveries sent and not yet acknowledged by their subscriber",
+                c.inflight,
+            ),
+            (
+                "shared_subscription_groups",
+                "Shared-subscription groups ($share/<group>/<filter>) with a member on this broker",
+                c.shared_groups,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            let e = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(e)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mqtt_codec::SubscriptionOptions;
+
+    use super::*;
+    use crate::session::{Session, Subscription};
+
+    fn subscribe(session: &Session, group: Option<&str>, filter: &str) {
+        let key = match group {
+            Some(g) => format!("$share/{g}/{filter}"),
+            None => filter.to_owned(),
+        };
+        session.lock().subscriptions.insert(
+            key.into(),
+            Subscription {
+                share_group: group.map(Into::into),
+                filter: filter.into(),
+                options: SubscriptionOptions::default(),
+                id: None,
+            },
+        );
+    }
+
+    /// Resolving a connection's handles takes every label value of a family in turn; a
+    /// read guard held across two of them would deadlock (it did, for topic aliases).
+    #[test]
+    fn connection_handles_resolve_without_deadlock() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let metrics = BrokerMetrics::register(&mut Registry::default());
+            for _ in 0..2 {
+                let c = metrics.connection(ListenerProtocol::Tcp, ProtocolVersion::V5);
+                c.alias_in.inc();
+                c.alias_out.inc();
+            }
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("connection() returned");
+    }
+
+    #[test]
+    fn session_counts_by_state_and_distinct_shared_groups() {
+        let (kick, _rx) = tokio::sync::oneshot::channel();
+        let online = Arc::new(Session::new("a".into()));
+        online.lock().connection = Some(crate::session::ConnectionSlot { conn_id: 1, kick });
+        let away = Arc::new(Session::new("b".into()));
+        away.lock().expiry_interval = 300;
+        let ended = Arc::new(Session::new("c".into()));
+        ended.lock().ended = true;
+        subscribe(&online, Some("g"), "t/#");
+        subscribe(&away, Some("g"), "t/#");
+        subscribe(&away, Some("g"), "u/#");
+        subscribe(&away, None, "v");
+        let counts = SessionCounts::of(&[online, away, ended]);
+        assert_eq!(
+            counts,
+            SessionCounts {
+                online: 1,
+                offline: 1,
+                persistent: 1,
+                queued: 0,
+                inflight: 0,
+                shared_groups: 2,
+            }
+        );
     }
 }

@@ -98,8 +98,13 @@ impl Server {
             }
             None => None,
         };
+        let broker = Arc::new(Broker::new(config, auth, acl, metrics, cluster));
+        crate::metrics::SessionCollector::register(
+            common_metrics::namespaced(&mut registry),
+            &broker,
+        );
         Ok(Self {
-            broker: Arc::new(Broker::new(config, auth, acl, metrics, cluster)),
+            broker,
             listeners,
             metrics_listener,
             grpc_listener,

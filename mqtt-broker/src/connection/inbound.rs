@@ -83,6 +83,7 @@ where
         if alias == 0 || alias > self.broker.config.limits.topic_alias_maximum {
             return Err(self.violation(ReasonCode::TOPIC_ALIAS_INVALID, "topic alias out of range"));
         }
+        self.metrics.alias_in.inc();
         if p.topic.is_empty() {
             return match self.alias_in.get(&alias) {
                 Some(topic) => Ok(topic.clone()),

@@ -168,10 +168,12 @@ where
         if let Some(alias) = self.alias_out.get(&p.topic) {
             p.properties.topic_alias = Some(*alias);
             p.topic = Default::default();
+            self.metrics.alias_out.inc();
         } else if self.alias_out.len() < usize::from(self.client_alias_max) {
             let alias = self.alias_out.len() as u16 + 1;
             self.alias_out.insert(p.topic.clone(), alias);
             p.properties.topic_alias = Some(alias);
+            self.metrics.alias_out.inc();
         }
     }
 }

@@ -163,6 +163,10 @@ async fn topic_alias_from_client_to_server() {
     ] {
         assert_eq!(&sub.publish().await.topic[..], expected.as_bytes());
     }
+    // Every one of the six PUBLISH packets carried an alias; none went out with one.
+    let used = "robustmq_topic_alias_used_total";
+    assert_eq!(b.metric(used, &[("direction", "in")]).await, 6.0);
+    assert_eq!(b.metric(used, &[("direction", "out")]).await, 0.0);
 }
 
 /// MQTT 5 §3.3.2.3.4 / §3.1.2.11.5: the server may use topic aliases up to the client's
