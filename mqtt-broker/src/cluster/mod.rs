@@ -62,6 +62,9 @@ pub const BROKER_KIND: &str = "broker";
 /// The node kind journal servers register as.
 pub const JOURNAL_KIND: &str = "journal";
 
+/// How long leaving the cluster may wait for the placement center at shutdown.
+const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// This broker's part in the cluster.
 pub struct Cluster {
     node_id: u64,
@@ -328,8 +331,17 @@ impl Cluster {
     /// stop forwarding here) and stops the background tasks.
     pub async fn leave(&self) {
         if let Some(registration) = self.registration.lock().await.take() {
-            if let Err(e) = registration.deregister().await {
-                tracing::warn!(error = %e, "could not deregister; the lease will expire");
+            // Bounded: a placement center without a leader must not hold up a shutdown
+            // (the orchestrator's grace period is short); the lease ends it anyway.
+            match tokio::time::timeout(LEAVE_TIMEOUT, registration.deregister()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not deregister; the lease will expire")
+                }
+                Err(_) => tracing::warn!(
+                    timeout = ?LEAVE_TIMEOUT,
+                    "deregistering took too long; the lease will expire"
+                ),
             }
         }
         self.stop.cancel();
