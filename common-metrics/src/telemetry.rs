@@ -43,6 +43,10 @@ pub struct TelemetryConfig {
     /// Whether services record metrics at all; `false` lets a benchmark measure the
     /// service without them.
     pub metrics_enabled: bool,
+    /// Whether spans become OpenTelemetry spans at all (and are exported, with an
+    /// endpoint); `false` leaves logs only, so a benchmark can measure the service
+    /// without tracing.
+    pub tracing_enabled: bool,
     /// OTLP/gRPC endpoint (`http://otel-collector:4317`). The standard
     /// `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variables override it; with neither, no
     /// exporter runs.
@@ -57,6 +61,7 @@ impl Default for TelemetryConfig {
             trace_filter: None,
             identity_labels: true,
             metrics_enabled: true,
+            tracing_enabled: true,
             otlp_endpoint: None,
         }
     }
@@ -130,26 +135,45 @@ pub fn init_with_env(
 ) -> Result<TelemetryGuard, Error> {
     let log_filter = env_filter(lookup("RUST_LOG"), config.log_filter.as_deref())?;
     let trace_filter = trace_filter(config.trace_filter.as_deref())?;
-    let endpoint = otel::otlp_endpoint(config.otlp_endpoint.as_deref(), &lookup);
-    let provider = otel::tracer_provider(otel::resource(identity, &lookup), endpoint.as_deref())?;
+    let endpoint = config
+        .tracing_enabled
+        .then(|| otel::otlp_endpoint(config.otlp_endpoint.as_deref(), &lookup))
+        .flatten();
+    let provider = if config.tracing_enabled {
+        Some(otel::tracer_provider(
+            otel::resource(identity, &lookup),
+            endpoint.as_deref(),
+        )?)
+    } else {
+        None
+    };
 
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    // Per-layer filters: each layer sees only what its own filter enables.
+    // Per-layer filters: each layer sees only what its own filter enables. Without
+    // tracing there is no OpenTelemetry layer at all, and the global tracer stays the
+    // no-op one.
     tracing_subscriber::registry()
-        .with(otel::tracing_layer(&provider).with_filter(trace_filter))
+        .with(
+            provider
+                .as_ref()
+                .map(|p| otel::tracing_layer(p).with_filter(trace_filter)),
+        )
         .with(log_layer(config.log_format, ansi, std::io::stdout).with_filter(log_filter))
         .try_init()?;
 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    opentelemetry::global::set_tracer_provider(provider.clone());
+    if let Some(provider) = &provider {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+    }
     tracing::debug!(
         service = %identity.service,
+        tracing = config.tracing_enabled,
         otlp_endpoint = endpoint.as_deref().unwrap_or("none"),
         "telemetry initialised"
     );
     Ok(TelemetryGuard {
-        provider: Some(provider),
         exporting: endpoint.is_some(),
+        provider,
     })
 }
 
@@ -195,14 +219,14 @@ mod tests {
     fn config_defaults_and_parsing() {
         let config: TelemetryConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(config, TelemetryConfig::default());
-        assert!(config.identity_labels && config.metrics_enabled);
+        assert!(config.identity_labels && config.metrics_enabled && config.tracing_enabled);
         let config: TelemetryConfig = serde_json::from_str(
             r#"{"log_format":"json","log_filter":"debug","identity_labels":false,
-                "otlp_endpoint":"http://collector:4317"}"#,
+                "tracing_enabled":false,"otlp_endpoint":"http://collector:4317"}"#,
         )
         .unwrap();
         assert_eq!(config.log_format, LogFormat::Json);
-        assert!(!config.identity_labels);
+        assert!(!config.identity_labels && !config.tracing_enabled);
         assert!(serde_json::from_str::<TelemetryConfig>(r#"{"log_fromat":"json"}"#).is_err());
         assert!(trace_filter(None).is_ok());
         let err = trace_filter(Some("=[")).unwrap_err();

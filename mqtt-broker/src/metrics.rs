@@ -159,6 +159,9 @@ pub struct BrokerMetrics {
     /// CONNECT read → CONNACK queued, authentication and the session claim included.
     pub connect_latency: LatencyHistogram,
     peak: std::sync::Arc<AtomicI64>,
+    /// False with `telemetry.metrics_enabled = false`: latency histograms are not
+    /// observed (counters, plain atomic adds, still count; nothing is exported).
+    pub recording: bool,
 }
 
 impl BrokerMetrics {
@@ -199,6 +202,7 @@ impl BrokerMetrics {
             publish_ack_latency: latency_family(),
             connect_latency: LatencyHistogram::new(),
             peak: Default::default(),
+            recording: true,
         };
         let r = registry;
         r.register(
@@ -349,6 +353,7 @@ impl BrokerMetrics {
                 .clone()
         };
         ConnectionMetrics {
+            recording: self.recording,
             received: by_kind(&self.packets_received),
             sent: by_kind(&self.packets_sent),
             bytes_received: self
@@ -423,6 +428,8 @@ impl BrokerMetrics {
 /// Handles resolved once per connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionMetrics {
+    /// See [`BrokerMetrics::recording`].
+    recording: bool,
     received: [Counter; 15],
     sent: [Counter; 15],
     pub bytes_received: Counter,
@@ -449,7 +456,7 @@ impl ConnectionMetrics {
 
     /// Observes the time from reading a QoS 1/2 PUBLISH to queueing its acknowledgement.
     pub fn publish_acknowledged(&self, qos: QoS, read_at: std::time::Instant) {
-        if qos != QoS::AtMostOnce {
+        if qos != QoS::AtMostOnce && self.recording {
             self.ack_latency[qos as usize - 1].observe_duration(read_at);
         }
     }
@@ -470,7 +477,7 @@ impl ConnectionMetrics {
         trace: Option<&opentelemetry::Context>,
     ) {
         self.messages_delivered[qos as usize].inc();
-        let Some(latency_secs) = latency_secs else {
+        let Some(latency_secs) = latency_secs.filter(|_| self.recording) else {
             return;
         };
         let histogram = &self.latency[usize::from(remote)][qos as usize];

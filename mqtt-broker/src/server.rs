@@ -59,8 +59,18 @@ impl Server {
             None => Acl::default(),
         };
         let mut registry = common_metrics::new_registry(identity, config.telemetry.identity_labels);
-        let root = common_metrics::namespaced(&mut registry);
-        let metrics = BrokerMetrics::register(root);
+        // With metrics off, the broker's metrics go to a registry nobody scrapes (the
+        // handles must exist) and latencies are not observed; /metrics keeps the
+        // process and runtime metrics.
+        let recording = config.telemetry.metrics_enabled;
+        let mut unexported = prometheus_client::registry::Registry::default();
+        let root = if recording {
+            common_metrics::namespaced(&mut registry)
+        } else {
+            &mut unexported
+        };
+        let mut metrics = BrokerMetrics::register(root);
+        metrics.recording = recording;
         let (cluster, grpc_listener, grpc_metrics) = if config.cluster.enabled() {
             let addr = config.cluster.grpc_listen;
             let listener = TcpListener::bind(addr)
@@ -99,10 +109,12 @@ impl Server {
             None => None,
         };
         let broker = Arc::new(Broker::new(config, auth, acl, metrics, cluster));
-        crate::metrics::SessionCollector::register(
-            common_metrics::namespaced(&mut registry),
-            &broker,
-        );
+        if recording {
+            crate::metrics::SessionCollector::register(
+                common_metrics::namespaced(&mut registry),
+                &broker,
+            );
+        }
         Ok(Self {
             broker,
             listeners,

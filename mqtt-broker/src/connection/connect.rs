@@ -78,7 +78,9 @@ where
     match accept(broker, &connect, listener).await {
         Ok(accepted) => {
             let client = open_session(broker, io, *connect, accepted, peer, metrics).await;
-            broker.metrics.connect_latency.observe_duration(read_at);
+            if broker.metrics.recording {
+                broker.metrics.connect_latency.observe_duration(read_at);
+            }
             Ok(client)
         }
         Err(reason) => {

@@ -171,3 +171,33 @@ async fn retained_replays_are_not_latency_samples() {
     assert_eq!(get("robustmq_messages_delivered_total"), 2.0);
     assert_eq!(get("robustmq_message_latency_seconds_count"), 1.0);
 }
+
+/// `telemetry.metrics_enabled = false` (the switch the overhead benchmark uses): the
+/// broker works, `/metrics` keeps the process metrics and exports none of the broker's.
+#[tokio::test]
+async fn metrics_can_be_switched_off() {
+    let b = TestBroker::with(|c| c.telemetry.metrics_enabled = false).await;
+    let mut sub = V4::connect(b.tcp(), "sub", |_| {}).await;
+    sub.subscribe("t", Q4::AtLeastOnce).await;
+    let publisher = V4::connect(b.tcp(), "pub", |_| {}).await;
+    publisher
+        .client
+        .publish("t", Q4::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    assert_eq!(&sub.publish().await.payload[..], b"x");
+    let samples = b.metrics().await;
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "process_cpu_seconds_total"));
+    let broker: Vec<&str> = samples
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| {
+            n.starts_with("robustmq_")
+                && !n.starts_with("robustmq_build_info")
+                && !n.starts_with("robustmq_tokio_")
+        })
+        .collect();
+    assert!(broker.is_empty(), "exported with metrics off: {broker:?}");
+}
