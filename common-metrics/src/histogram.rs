@@ -88,6 +88,12 @@ impl LatencyHistogram {
         self.inner.observe(seconds, exemplar, time);
     }
 
+    /// Records `seconds` with no exemplar: for a measurement known to belong to no trace
+    /// (an untraced message), without looking up the current context.
+    pub fn observe_untraced(&self, seconds: f64) {
+        self.inner.observe(seconds, None, None);
+    }
+
     /// Records the time elapsed since `start`.
     pub fn observe_duration(&self, start: Instant) {
         self.observe(start.elapsed().as_secs_f64());
@@ -213,6 +219,17 @@ mod tests {
         let histogram = LatencyHistogram::new();
         tracing::info_span!("work").in_scope(|| histogram.observe(0.003));
         assert!(!encoded(&histogram).contains("trace_id"));
+    }
+
+    #[test]
+    fn untraced_observation_ignores_the_current_span() {
+        let capture = capture_spans_with(Sampler::AlwaysOn);
+        let histogram = LatencyHistogram::new();
+        tracing::info_span!("work").in_scope(|| histogram.observe_untraced(0.003));
+        let text = encoded(&histogram);
+        assert!(!text.contains("trace_id"), "{text}");
+        assert!(text.contains("op_latency_seconds_count 1"), "{text}");
+        drop(capture);
     }
 
     #[test]

@@ -483,7 +483,9 @@ impl ConnectionMetrics {
         let histogram = &self.latency[usize::from(remote)][qos as usize];
         match trace {
             Some(cx) => histogram.observe_in(latency_secs, cx),
-            None => histogram.observe(latency_secs),
+            // The message's own trace is the only right exemplar; whatever span is
+            // current here is not it.
+            None => histogram.observe_untraced(latency_secs),
         }
     }
 }
