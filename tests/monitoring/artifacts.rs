@@ -242,3 +242,87 @@ fn prometheus_rule_keeps_every_line_of_the_rules() {
         .ends_with("spec:\n  groups:\n    - name: g\n      rules:\n\n        - record: x\n"));
     assert!(!rendered.contains("# comment"));
 }
+
+/// POSTs `body` (JSON) to `path` on `addr`; the status code.
+async fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The shipped Alertmanager config, run the way `local-cluster --alertmanager` runs it:
+/// a critical alert reaches the webhook at once, and the alert it inhibits does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_routes_critical_alerts_to_the_webhook_and_inhibits() {
+    require_program("prometheus-alertmanager", "prometheus-alertmanager");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = ClusterPlan::ephemeral(dir.path().join("cluster")).expect("free ports");
+    let webhook = local_cluster::alertmanager::Webhook::serve(plan.alert_webhook, false)
+        .await
+        .expect("webhook");
+    let _alertmanager = local_cluster::alertmanager::start(&plan)
+        .await
+        .expect("alertmanager starts")
+        .expect("alertmanager is installed");
+    let alert = |name: &str, cluster: &str| {
+        format!(
+            r#"{{"labels": {{"alertname": "{name}", "severity": "critical", "cluster": "{cluster}",
+                "namespace": "default"}}, "annotations": {{"summary": "{name} in {cluster}"}}}}"#
+        )
+    };
+    // The same no-leader alert in two clusters; only the one below quorum inhibits it.
+    let body = format!(
+        "[{}, {}, {}]",
+        alert("RobustMQClusterBelowQuorum", "local"),
+        alert("PlacementCenterNoLeader", "local"),
+        alert("PlacementCenterNoLeader", "other")
+    );
+    assert_eq!(
+        post_json(plan.alertmanager, "/api/v2/alerts", &body).await,
+        200
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let named = |name: &str, cluster: &str| {
+        webhook.received().iter().any(|a| {
+            a.labels.get("alertname").map(String::as_str) == Some(name)
+                && a.labels.get("cluster").map(String::as_str) == Some(cluster)
+        })
+    };
+    while !(named("RobustMQClusterBelowQuorum", "local")
+        && named("PlacementCenterNoLeader", "other"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the critical alerts never reached the webhook: {:?}; log:\n{}",
+            webhook.received(),
+            local_cluster::log_tail(&plan.log_path("alertmanager"), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Below quorum silences the placement-center alerts of the same cluster (the other
+    // cluster's, sent in the same request, went out).
+    assert!(
+        !named("PlacementCenterNoLeader", "local"),
+        "an inhibited alert was sent: {:?}",
+        webhook.received()
+    );
+    let sent = webhook.received();
+    assert!(sent.iter().all(|a| a.status == "firing"), "{sent:?}");
+    assert!(
+        sent.iter()
+            .any(|a| a.annotations["summary"] == "RobustMQClusterBelowQuorum in local"),
+        "{sent:?}"
+    );
+}
