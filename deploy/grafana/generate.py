@@ -3,7 +3,8 @@
 
 Run from the repository root (Python 3.11, standard library only):
 
-    python3 deploy/grafana/generate.py
+    python3 deploy/grafana/generate.py            # write the dashboards
+    python3 deploy/grafana/generate.py --check    # exit 1 if a committed file differs
 
 It (re)writes deploy/grafana/dashboards/*.json deterministically (2-space indent, trailing
 newline); edit this script, not the JSON, and commit both.
@@ -1819,11 +1820,24 @@ DASHBOARDS = {
 
 
 def main() -> None:
+    """Writes the dashboards; with --check, only says which differ (exit status 1)."""
+    import sys
+
+    check = "--check" in sys.argv[1:]
+    stale = []
     OUT.mkdir(parents=True, exist_ok=True)
     for name, build in DASHBOARDS.items():
         text = json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
-        (OUT / name).write_text(text, encoding="utf-8")
-        print(f"wrote {OUT / name}")
+        path = OUT / name
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    if stale:
+        print("not what generate.py writes: " + ", ".join(stale), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

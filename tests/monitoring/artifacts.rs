@@ -326,3 +326,9 @@ async fn alertmanager_routes_critical_alerts_to_the_webhook_and_inhibits() {
         "{sent:?}"
     );
 }
+
+#[test]
+fn dashboards_are_what_the_generator_writes() {
+    let python = require_program("python3", "python3");
+    run_ok(&python, &["deploy/grafana/generate.py", "--check"]);
+}
