@@ -273,6 +273,27 @@ async fn every_panel_rule_and_alert_has_data_and_failures_raise_alerts() {
         checks.len(),
         empty.join("\n")
     );
+    // Whole alert expressions evaluate without error (a binary operation can fail where
+    // its operands do not), and Prometheus reports every rule healthy.
+    let mut broken = Vec::new();
+    for group in prometheus.rule_groups().await {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let name = rule["name"].as_str().unwrap_or_default();
+            if let Err(e) = prometheus
+                .query(rule["query"].as_str().unwrap_or_default())
+                .await
+            {
+                broken.push(format!("{name}: {e}"));
+            }
+            if rule["health"] != "ok" {
+                broken.push(format!(
+                    "{name}: health {} ({})",
+                    rule["health"], rule["lastError"]
+                ));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "rules that fail:\n{}", broken.join("\n"));
     println!(
         "{} expressions evaluated, each returned series",
         checks.len()
