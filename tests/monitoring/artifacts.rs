@@ -14,7 +14,9 @@ use crate::expressions::{dashboards, panels, repo_root};
 
 const RULES: &str = "deploy/prometheus/rules/robustmq.rules.yml";
 const RULE_TESTS: &str = "deploy/prometheus/rules/robustmq.rules.test.yml";
-const PROMETHEUS_RULE: &str = "deploy/kubernetes/monitoring/prometheusrule.yaml";
+const PROMETHEUS_RULE: &str = "deploy/k8s/base/monitoring/prometheusrule.yaml";
+const DASHBOARD_CONFIGMAPS: &str = "deploy/k8s/base/monitoring/grafana-dashboards.yaml";
+const K8S_MONITORING: &str = "deploy/k8s/base/monitoring";
 const ALERTMANAGER: &str = "deploy/alertmanager/alertmanager.yml";
 const RUNBOOK: &str = "deploy/runbook.md";
 
@@ -87,21 +89,81 @@ fn render_prometheus_rule(rules: &str) -> String {
     out
 }
 
-#[test]
-fn prometheus_rule_is_generated_from_the_rules_file() {
-    let root = repo_root();
-    let rules = std::fs::read_to_string(root.join(RULES)).expect("rules file");
-    let expected = render_prometheus_rule(&rules);
-    let path = root.join(PROMETHEUS_RULE);
+/// Compares the generated file `path` with `expected`; with `UPDATE_DEPLOY` set,
+/// rewrites it first.
+fn check_generated(path: &str, expected: &str, source: &str) {
+    let file = repo_root().join(path);
     if std::env::var_os("UPDATE_DEPLOY").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &expected).unwrap();
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, expected).unwrap();
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(
         committed == expected,
-        "{PROMETHEUS_RULE} is not the rendering of {RULES}: run\n  \
-         UPDATE_DEPLOY=1 cargo test -p cluster-tests --test monitoring prometheus_rule"
+        "{path} is not the rendering of {source}: run\n  \
+         UPDATE_DEPLOY=1 cargo test -p cluster-tests --test monitoring generated"
+    );
+}
+
+#[test]
+fn generated_prometheus_rule_is_the_rules_file() {
+    let rules = std::fs::read_to_string(repo_root().join(RULES)).expect("rules file");
+    check_generated(PROMETHEUS_RULE, &render_prometheus_rule(&rules), RULES);
+}
+
+/// One ConfigMap per dashboard (each well under the 256 KiB that client-side
+/// `kubectl apply` can annotate), labelled for Grafana's dashboard sidecar.
+fn render_dashboard_configmaps() -> String {
+    let mut out = String::from(
+        "# Generated from deploy/grafana/dashboards/*.json by the monitoring tests; do not\n\
+         # edit: change deploy/grafana/generate.py, run it, then\n\
+         #   UPDATE_DEPLOY=1 cargo test -p cluster-tests --test monitoring generated\n\
+         # Grafana's sidecar (kube-prometheus-stack) loads every ConfigMap labelled\n\
+         # grafana_dashboard: \"1\".\n",
+    );
+    let dir = repo_root().join("deploy/grafana/dashboards");
+    for (file, _) in dashboards() {
+        let json = std::fs::read_to_string(dir.join(&file)).expect("dashboard");
+        let name = format!("robustmq-dashboard-{}", file.trim_end_matches(".json"));
+        out += &format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    \
+             app.kubernetes.io/name: robustmq\n    app.kubernetes.io/component: monitoring\n    \
+             grafana_dashboard: \"1\"\n  annotations:\n    grafana_folder: RobustMQ\ndata:\n  {file}: |\n"
+        );
+        for line in json.lines() {
+            out += &format!("    {line}\n");
+        }
+    }
+    out
+}
+
+#[test]
+fn generated_dashboard_configmaps_are_the_dashboards() {
+    check_generated(
+        DASHBOARD_CONFIGMAPS,
+        &render_dashboard_configmaps(),
+        "deploy/grafana/dashboards",
+    );
+}
+
+/// `kubectl kustomize` (kubectl's built-in kustomize) renders the monitoring objects.
+#[test]
+fn kustomize_renders_the_monitoring_objects() {
+    let kubectl = require_program("kubectl", "kubectl (on the machine image)");
+    let rendered = run_ok(&kubectl, &["kustomize", K8S_MONITORING]);
+    assert_eq!(
+        rendered.matches("kind: PrometheusRule").count(),
+        1,
+        "{rendered}"
+    );
+    assert_eq!(
+        rendered.matches("kind: ConfigMap").count(),
+        dashboards().len(),
+        "{rendered}"
+    );
+    assert_eq!(
+        rendered.matches("grafana_dashboard: \"1\"").count(),
+        dashboards().len()
     );
 }
 
