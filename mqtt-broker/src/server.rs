@@ -30,6 +30,8 @@ use crate::metrics::BrokerMetrics;
 
 /// How long shutdown waits for connections to close before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the broker-to-broker gRPC service to finish gracefully.
+const GRPC_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A broker with every socket bound, not yet serving.
 pub struct Server {
@@ -247,8 +249,22 @@ impl Server {
             let _ = http.await;
         }
         if let Some(grpc) = grpc {
+            // Graceful: in-flight calls finish. Peers' forward streams end once they
+            // see this node leave; a peer that has not noticed yet (a slow watch after
+            // a placement-center leader change) must not hold the shutdown past the
+            // orchestrator's grace period, so what is still open then is cut.
             grpc.stop.cancel();
-            let _ = grpc.task.await;
+            let mut task = grpc.task;
+            if tokio::time::timeout(GRPC_STOP_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    timeout = ?GRPC_STOP_TIMEOUT,
+                    "broker-to-broker streams still open; closing them"
+                );
+                task.abort();
+            }
         }
         tracing::info!("broker stopped");
     }

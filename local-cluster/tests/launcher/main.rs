@@ -124,13 +124,15 @@ async fn ephemeral_cluster_starts_ready_with_a_leader_survives_a_leader_kill_and
 
     let pids = cluster.pids();
     assert_eq!(pids.len(), expected, "{pids:?}");
+    let plan = cluster.plan().clone();
     let outcomes = cluster.stop().await.unwrap();
     assert_eq!(outcomes.len(), expected, "{outcomes:?}");
     for outcome in &outcomes {
         assert!(
             outcome.status.success() && !outcome.forced,
-            "{} did not exit cleanly after SIGTERM: {outcome:?}",
-            outcome.name
+            "{} did not exit cleanly after SIGTERM: {outcome:?}; the end of its log:\n{}",
+            outcome.name,
+            local_cluster::log_tail(&plan.log_path(&outcome.name), 40)
         );
     }
     // Stop order: brokers, then journal, then placement.
