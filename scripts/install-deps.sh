@@ -3,7 +3,7 @@
 # only what is missing: libclang (RocksDB's bindings are generated with bindgen); for
 # the broker's integration tests, python3 with paho-mqtt 2.x; for the monitoring tests
 # (and local-cluster --prometheus/--alertmanager), Prometheus with promtool and
-# Alertmanager with amtool. Debian/Ubuntu (apt);
+# Alertmanager with amtool; with Docker, debootstrap (deploy/docker/base-image.sh). Debian/Ubuntu (apt);
 # run as root or with sudo available. Used by the README's first command and by .ci/run.
 set -euo pipefail
 
@@ -19,6 +19,11 @@ if command -v apt-get >/dev/null 2>&1; then
   dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
   command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+  # The image test makes its base image with debootstrap when a Docker engine is here.
+  if command -v docker >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1 \
+    && [ ! -x /usr/sbin/debootstrap ]; then
+    need+=(debootstrap)
+  fi
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}"
     sudo_if_needed apt-get update -qq
