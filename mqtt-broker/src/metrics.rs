@@ -159,8 +159,9 @@ pub struct BrokerMetrics {
     /// CONNECT read → CONNACK queued, authentication and the session claim included.
     pub connect_latency: LatencyHistogram,
     peak: std::sync::Arc<AtomicI64>,
-    /// False with `telemetry.metrics_enabled = false`: latency histograms are not
-    /// observed (counters, plain atomic adds, still count; nothing is exported).
+    /// False with `telemetry.metrics_enabled = false`: nothing is exported, and the
+    /// per-message counters and latency histograms are not touched (connection and
+    /// session figures, which change per connection, still are).
     pub recording: bool,
 }
 
@@ -447,11 +448,15 @@ pub struct ConnectionMetrics {
 
 impl ConnectionMetrics {
     pub fn packet_received(&self, kind: PacketKind) {
-        self.received[kind.index()].inc();
+        if self.recording {
+            self.received[kind.index()].inc();
+        }
     }
 
     pub fn packet_sent(&self, kind: PacketKind) {
-        self.sent[kind.index()].inc();
+        if self.recording {
+            self.sent[kind.index()].inc();
+        }
     }
 
     /// Observes the time from reading a QoS 1/2 PUBLISH to queueing its acknowledgement.
@@ -462,7 +467,9 @@ impl ConnectionMetrics {
     }
 
     pub fn message_received(&self, qos: QoS) {
-        self.messages_received[qos as usize].inc();
+        if self.recording {
+            self.messages_received[qos as usize].inc();
+        }
     }
 
     /// Counts a delivery and observes its latency since the PUBLISH was read (`None`: a
@@ -476,8 +483,11 @@ impl ConnectionMetrics {
         latency_secs: Option<f64>,
         trace: Option<&opentelemetry::Context>,
     ) {
+        if !self.recording {
+            return;
+        }
         self.messages_delivered[qos as usize].inc();
-        let Some(latency_secs) = latency_secs.filter(|_| self.recording) else {
+        let Some(latency_secs) = latency_secs else {
             return;
         };
         let histogram = &self.latency[usize::from(remote)][qos as usize];
