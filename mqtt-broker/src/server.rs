@@ -112,7 +112,7 @@ impl Server {
         };
         let broker = Arc::new(Broker::new(config, auth, acl, metrics, cluster));
         if recording {
-            crate::metrics::SessionCollector::register(
+            crate::session::metrics::SessionCollector::register(
                 common_metrics::namespaced(&mut registry),
                 &broker,
             );

@@ -8,6 +8,7 @@
 //! the queue as its flow-control window allows. The lock is a short-held std mutex,
 //! never held across an `.await`.
 
+pub mod metrics;
 mod registry;
 
 pub use registry::{OpenedSession, SessionRegistry};
