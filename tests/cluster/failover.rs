@@ -77,13 +77,7 @@ async fn publishing_survives_the_placement_leader() {
     sub.subscribe(&topic, QoS::AtLeastOnce).await;
     let mut publisher = Client::connect(c.mqtt(1), &unique("steady-pub")).await;
 
-    let leader = c
-        .cluster
-        .placement_client()
-        .status()
-        .await
-        .expect("placement status")
-        .leader_id;
+    let leader = c.placement_leader().await;
     c.cluster
         .kill(Service::PlacementCenter, leader)
         .await

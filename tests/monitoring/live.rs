@@ -356,13 +356,7 @@ async fn every_panel_rule_and_alert_has_data_and_failures_raise_alerts() {
 
     // A broker and the placement-center leader die: the alerts that say so go pending
     // (or firing, for those without a `for`).
-    let leader = c
-        .cluster
-        .placement_client()
-        .status()
-        .await
-        .expect("placement status")
-        .leader_id;
+    let leader = c.placement_leader().await;
     assert_ne!(leader, 0, "no placement-center leader");
     c.cluster.kill(Service::MqttBroker, 3).await.expect("kill");
     c.cluster

@@ -108,6 +108,16 @@ impl TestCluster {
         )
     }
 
+    /// The placement center's leader as its status reports it (0: none known).
+    pub async fn placement_leader(&self) -> u64 {
+        self.cluster
+            .placement_client()
+            .status()
+            .await
+            .expect("placement status")
+            .leader_id
+    }
+
     /// The log of a process, e.g. `mqtt-broker-2`, for failure messages.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.cluster.plan().log_path(name)).unwrap_or_default()
