@@ -77,6 +77,52 @@ impl Identity {
     }
 }
 
+/// A node id as given on the command line or in the environment: a number, or
+/// `pod-ordinal`, which takes it from this pod's StatefulSet ordinal (the number after
+/// the last `-` of the pod name) plus one, so `placement-center-0` is node 1. One pod
+/// template (or one env file) then serves every replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeIdSpec {
+    /// This id.
+    Fixed(u64),
+    /// The pod's ordinal plus one.
+    PodOrdinal,
+}
+
+impl std::str::FromStr for NodeIdSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "pod-ordinal" => Ok(NodeIdSpec::PodOrdinal),
+            n => n.parse().map(NodeIdSpec::Fixed).map_err(|_| {
+                format!("`{s}` is neither a node id (a positive integer) nor `pod-ordinal`")
+            }),
+        }
+    }
+}
+
+impl NodeIdSpec {
+    /// The id this spec names for the pod `identity` describes.
+    pub fn resolve(self, identity: &Identity) -> Result<u64, String> {
+        match self {
+            NodeIdSpec::Fixed(id) => Ok(id),
+            NodeIdSpec::PodOrdinal => identity
+                .pod
+                .rsplit_once('-')
+                .and_then(|(_, ordinal)| ordinal.parse::<u64>().ok())
+                .and_then(|ordinal| ordinal.checked_add(1))
+                .ok_or_else(|| {
+                    format!(
+                        "node id `pod-ordinal`: the pod name `{}` does not end in `-<ordinal>` \
+                         (set POD_NAME, or the host name, to a StatefulSet pod's name)",
+                        identity.pod
+                    )
+                }),
+        }
+    }
+}
+
 /// The kernel's host name, for when `HOSTNAME` is not exported (it is a shell variable,
 /// and many init systems do not pass it on).
 fn kernel_hostname() -> Option<String> {
@@ -148,5 +194,23 @@ mod tests {
         let id = Identity::from_lookup("s", "v", lookup(&[("HOSTNAME", "h")]));
         let names: Vec<_> = id.labels().iter().map(|(k, _)| *k).collect();
         assert_eq!(names, ["service", "pod", "namespace", "node", "cluster"]);
+    }
+
+    #[test]
+    fn node_id_from_the_pod_ordinal() {
+        let pod = |name: &str| Identity::from_lookup("svc", "0", lookup(&[("POD_NAME", name)]));
+        let spec: NodeIdSpec = "pod-ordinal".parse().unwrap();
+        assert_eq!(spec.resolve(&pod("placement-center-0")), Ok(1));
+        assert_eq!(spec.resolve(&pod("mqtt-broker-12")), Ok(13));
+        let err = spec.resolve(&pod("broker")).unwrap_err();
+        assert!(err.contains("`broker`"), "{err}");
+        assert!(spec.resolve(&pod("broker-x")).is_err());
+        let fixed: NodeIdSpec = " 7".parse().unwrap();
+        assert_eq!(fixed.resolve(&pod("broker")), Ok(7));
+        assert!("seven"
+            .parse::<NodeIdSpec>()
+            .unwrap_err()
+            .contains("pod-ordinal"));
+        assert!("-1".parse::<NodeIdSpec>().is_err());
     }
 }

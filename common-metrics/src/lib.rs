@@ -39,7 +39,7 @@ pub use error::Error;
 pub use filesystem::FilesystemCollector;
 pub use histogram::{latency_buckets, latency_family, LatencyFamily, LatencyHistogram, TraceLabel};
 pub use http::{serve, Readiness};
-pub use identity::Identity;
+pub use identity::{Identity, NodeIdSpec};
 pub use logging::LogFormat;
 pub use registry::{namespaced, new_registry, NAMESPACE};
 pub use signal::shutdown_signal;

@@ -285,19 +285,25 @@ pub fn validate_shard_name(name: &str) -> Result<(), String> {
 impl JournalConfig {
     /// Reads and validates a TOML file. Errors name the file and the field.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let config = Self::parse_file(path)?;
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.display().to_string(),
             message,
         })?;
         Ok(config)
+    }
+
+    /// Reads a TOML file without the cross-field checks, for a caller that applies
+    /// flags and environment first and validates the result (`validate`).
+    pub fn parse_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Whether this node runs without peers.
@@ -443,6 +449,20 @@ mod tests {
         assert_eq!(c.nodes.len(), 3);
         assert_eq!(c.default_replication_factor(), 3);
         assert_eq!(c.shards[0].replicas, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn the_deployed_config_needs_its_advertise_from_the_environment() {
+        // deploy/k8s/base/config/journal-server.toml binds 0.0.0.0 and leaves the
+        // published address to JOURNAL_SERVER_ADVERTISE (one file for every pod).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/k8s/base/config/journal-server.toml");
+        let err = JournalConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("placement.advertise"), "{err}");
+        let mut c = JournalConfig::parse_file(&path).expect("it parses");
+        assert_eq!(c.nodes.len(), 3);
+        c.placement.advertise = Some("journal-server-0.journal-server-headless:2228".into());
+        c.validate().expect("valid once advertised");
     }
 
     #[test]

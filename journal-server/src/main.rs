@@ -16,9 +16,10 @@ struct Cli {
     /// TOML config file (see journal-server/config/journal-server.example.toml).
     #[arg(long, env = "JOURNAL_SERVER_CONFIG")]
     config: Option<PathBuf>,
-    /// This node's id (overrides `node_id`).
+    /// This node's id (overrides `node_id`), or `pod-ordinal`: the StatefulSet ordinal
+    /// of POD_NAME plus one.
     #[arg(long, env = "JOURNAL_SERVER_NODE_ID")]
-    node_id: Option<u64>,
+    node_id: Option<common_metrics::NodeIdSpec>,
     /// gRPC listen address (overrides `listen`).
     #[arg(long, env = "JOURNAL_SERVER_LISTEN")]
     listen: Option<SocketAddr>,
@@ -36,6 +37,10 @@ struct Cli {
         value_delimiter = ','
     )]
     placement_endpoints: Option<Vec<String>>,
+    /// The gRPC address published to the placement center for others to dial
+    /// (overrides `placement.advertise`), e.g. `journal-server-0.journal-server-headless:2228`.
+    #[arg(long, env = "JOURNAL_SERVER_ADVERTISE")]
+    advertise: Option<String>,
     /// Log format: auto (JSON unless stdout is a terminal), json or pretty.
     #[arg(long)]
     log_format: Option<common_metrics::LogFormat>,
@@ -44,11 +49,16 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = match &cli.config {
-        Some(path) => JournalConfig::from_file(path)?,
+        // Validated below, once flags and environment are applied.
+        Some(path) => JournalConfig::parse_file(path)?,
         None => JournalConfig::default(),
     };
+    let identity = common_metrics::Identity::from_env("journal-server", env!("CARGO_PKG_VERSION"));
     if let Some(id) = cli.node_id {
-        config.node_id = id;
+        config.node_id = id.resolve(&identity).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(advertise) = cli.advertise {
+        config.placement.advertise = Some(advertise);
     }
     if let Some(addr) = cli.listen {
         config.listen = addr;
@@ -72,16 +82,21 @@ fn main() -> anyhow::Result<()> {
     config
         .validate()
         .map_err(anyhow::Error::msg)
-        .context("invalid configuration")?;
+        .with_context(|| match &cli.config {
+            Some(path) => format!(
+                "invalid configuration ({} with flags and environment)",
+                path.display()
+            ),
+            None => "invalid configuration".to_owned(),
+        })?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?
-        .block_on(run(config))
+        .block_on(run(config, identity))
 }
 
-async fn run(config: JournalConfig) -> anyhow::Result<()> {
-    let identity = common_metrics::Identity::from_env("journal-server", env!("CARGO_PKG_VERSION"));
+async fn run(config: JournalConfig, identity: common_metrics::Identity) -> anyhow::Result<()> {
     let telemetry =
         common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
     let server = Server::bind(config, &identity).await?;

@@ -334,6 +334,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_deployed_config_is_a_cluster_member_on_every_address() {
+        // deploy/k8s/base/config/mqtt-broker.toml: the StatefulSet and compose mount it.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/k8s/base/config/mqtt-broker.toml");
+        let c = BrokerConfig::from_file(&path).expect("the deployed config is valid");
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.placement_endpoints.len(), 3);
+        assert!(c.listeners.iter().all(|l| l.bind.ip().is_unspecified()));
+        assert!(c.listeners.iter().all(|l| l.anonymous_allowed()));
+    }
+
+    #[test]
     fn example_config_parses_and_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mqtt-broker.example.toml");
         let c = BrokerConfig::from_file(&path).expect("example config is valid");

@@ -24,12 +24,20 @@ struct Cli {
     /// Address of the /metrics, /healthz and /readyz HTTP endpoint.
     #[arg(long, env = "MQTT_BROKER_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
-    /// Broker node id in the cluster (unique among brokers).
+    /// Broker node id in the cluster (unique among brokers), or `pod-ordinal`: the
+    /// StatefulSet ordinal of POD_NAME plus one.
     #[arg(long, env = "MQTT_BROKER_NODE_ID")]
-    node_id: Option<u64>,
+    node_id: Option<common_metrics::NodeIdSpec>,
     /// Address of the broker-to-broker gRPC service (cluster mode).
     #[arg(long, env = "MQTT_BROKER_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
+    /// The broker-to-broker gRPC address other brokers dial (`cluster.advertise_grpc`),
+    /// e.g. `mqtt-broker-0.mqtt-broker-headless:3228`.
+    #[arg(long, env = "MQTT_BROKER_ADVERTISE_GRPC")]
+    advertise_grpc: Option<String>,
+    /// The MQTT address published for clients (`cluster.advertise_mqtt`).
+    #[arg(long, env = "MQTT_BROKER_ADVERTISE_MQTT")]
+    advertise_mqtt: Option<String>,
     /// Placement-center members, comma separated (`host:port,...`); turns cluster mode on.
     #[arg(long, env = "MQTT_BROKER_PLACEMENT_ENDPOINTS", value_delimiter = ',')]
     placement_endpoints: Option<Vec<String>>,
@@ -122,8 +130,15 @@ fn main() -> anyhow::Result<()> {
     if let Some(addr) = cli.metrics_listen {
         config.metrics_listen = Some(addr);
     }
+    let identity = common_metrics::Identity::from_env("mqtt-broker", env!("CARGO_PKG_VERSION"));
     if let Some(id) = cli.node_id {
-        config.cluster.node_id = id;
+        config.cluster.node_id = id.resolve(&identity).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(addr) = cli.advertise_grpc {
+        config.cluster.advertise_grpc = Some(addr);
+    }
+    if let Some(addr) = cli.advertise_mqtt {
+        config.cluster.advertise_mqtt = Some(addr);
     }
     if let Some(addr) = cli.grpc_listen {
         config.cluster.grpc_listen = addr;
@@ -147,11 +162,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?
-        .block_on(run(config))
+        .block_on(run(config, identity))
 }
 
-async fn run(config: BrokerConfig) -> anyhow::Result<()> {
-    let identity = common_metrics::Identity::from_env("mqtt-broker", env!("CARGO_PKG_VERSION"));
+async fn run(config: BrokerConfig, identity: common_metrics::Identity) -> anyhow::Result<()> {
     let telemetry =
         common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
     let server = Server::bind(config, &identity).await?;

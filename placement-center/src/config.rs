@@ -202,6 +202,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_deployed_config_bootstraps_three_members_by_dns_name() {
+        // deploy/k8s/base/config/placement-center.toml: the StatefulSet and compose mount it.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/k8s/base/config/placement-center.toml");
+        let c = PlacementConfig::from_file(&path).expect("the deployed config is valid");
+        let members = c.members().unwrap();
+        assert_eq!(members.len(), 3);
+        assert_eq!(
+            members[&1],
+            "placement-center-0.placement-center-headless:1228"
+        );
+    }
+
+    #[test]
     fn example_config_parses_and_matches_defaults() {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("config/placement-center.example.toml");

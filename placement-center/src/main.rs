@@ -16,9 +16,9 @@ struct Cli {
     /// TOML config file (see placement-center/config/placement-center.example.toml).
     #[arg(long, env = "PLACEMENT_CENTER_CONFIG")]
     config: Option<PathBuf>,
-    /// This member's id.
+    /// This member's id, or `pod-ordinal`: the StatefulSet ordinal of POD_NAME plus one.
     #[arg(long, env = "PLACEMENT_CENTER_NODE_ID")]
-    node_id: Option<u64>,
+    node_id: Option<common_metrics::NodeIdSpec>,
     /// gRPC address (clients and peers).
     #[arg(long, env = "PLACEMENT_CENTER_LISTEN")]
     listen: Option<SocketAddr>,
@@ -42,8 +42,10 @@ fn main() -> anyhow::Result<()> {
         Some(path) => PlacementConfig::from_file(path)?,
         None => PlacementConfig::default(),
     };
+    let identity =
+        common_metrics::Identity::from_env("placement-center", env!("CARGO_PKG_VERSION"));
     if let Some(id) = cli.node_id {
-        config.node_id = id;
+        config.node_id = id.resolve(&identity).map_err(anyhow::Error::msg)?;
     }
     if let Some(addr) = cli.listen {
         config.listen = addr;
@@ -67,12 +69,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?
-        .block_on(run(config))
+        .block_on(run(config, identity))
 }
 
-async fn run(config: PlacementConfig) -> anyhow::Result<()> {
-    let identity =
-        common_metrics::Identity::from_env("placement-center", env!("CARGO_PKG_VERSION"));
+async fn run(config: PlacementConfig, identity: common_metrics::Identity) -> anyhow::Result<()> {
     let telemetry =
         common_metrics::init(&identity, &config.telemetry).context("initialising telemetry")?;
     let node = Node::start(config, &identity).await?;
