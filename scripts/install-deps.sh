@@ -3,7 +3,9 @@
 # only what is missing: libclang (RocksDB's bindings are generated with bindgen); for
 # the broker's integration tests, python3 with paho-mqtt 2.x; for the monitoring tests
 # (and local-cluster --prometheus/--alertmanager), Prometheus with promtool and
-# Alertmanager with amtool; with Docker, debootstrap (deploy/docker/base-image.sh). Debian/Ubuntu (apt);
+# Alertmanager with amtool; with Docker, debootstrap (deploy/docker/base-image.sh) and
+# docker-compose (deploy/compose); for the manifest checks, kubernetes-validate (PyPI;
+# kubectl comes with the machine). Debian/Ubuntu (apt);
 # run as root or with sudo available. Used by the README's first command and by .ci/run.
 set -euo pipefail
 
@@ -24,6 +26,9 @@ if command -v apt-get >/dev/null 2>&1; then
     && [ ! -x /usr/sbin/debootstrap ]; then
     need+=(debootstrap)
   fi
+  if command -v docker >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+    need+=(docker-compose)
+  fi
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}"
     sudo_if_needed apt-get update -qq
@@ -38,4 +43,10 @@ fi
 if ! python3 -c 'import paho.mqtt' 2>/dev/null; then
   python3 -m pip install --quiet 'paho-mqtt==2.1.0' \
     || python3 -m pip install --quiet --break-system-packages 'paho-mqtt==2.1.0'
+fi
+
+# kubernetes-validate: the Kubernetes OpenAPI schemas, offline (deploy/k8s/validate.py).
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  python3 -m pip install --quiet 'kubernetes-validate==1.37.0' \
+    || python3 -m pip install --quiet --break-system-packages 'kubernetes-validate==1.37.0'
 fi

@@ -3,65 +3,11 @@
 //! non-root user that serves MQTT on its container address and drains on SIGTERM with
 //! exit status 0. Skipped, saying why, when no Docker engine answers.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
-
-use cluster_tests::{binary, unique, Client, WAIT};
+use cluster_tests::docker::{
+    build_image, container_ip, docker, docker_ok, unavailable, wait_ready,
+};
+use cluster_tests::{unique, Client, WAIT};
 use rumqttc::v5::mqttbytes::QoS;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs")
-}
-
-/// `docker args`, which must succeed; its stdout, trimmed.
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Why the image cannot be tested here, if it cannot.
-fn unavailable() -> Option<String> {
-    match Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-    {
-        Err(e) => Some(format!("no docker command ({e})")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "no Docker engine answers: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(_) => {
-            // Without the base image, base-image.sh needs root and debootstrap.
-            let base = docker(&["image", "inspect", "debian:bookworm-slim"]);
-            let root = Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-            let debootstrap = local_cluster::binaries::find_on_path("debootstrap").is_some()
-                || Path::new("/usr/sbin/debootstrap").exists();
-            let can_make = root && debootstrap;
-            (!(base.status.success() || can_make)).then(|| {
-                "no debian:bookworm-slim image, and deploy/docker/base-image.sh needs root \
-                 and debootstrap to make it"
-                    .to_owned()
-            })
-        }
-    }
-}
 
 /// What the test created, removed when it ends however it ends.
 struct Cleanup {
@@ -92,19 +38,7 @@ async fn the_image_runs_a_broker_as_non_root_and_drains_on_sigterm() {
         network: id.clone(),
         containers: Vec::new(),
     };
-    let bin_dir = binary("mqtt-broker").parent().unwrap().to_owned();
-    let built = Command::new(repo_root().join("deploy/docker/build.sh"))
-        .args(["--tag", &cleanup.image, "--prebuilt"])
-        .arg(&bin_dir)
-        .output()
-        .expect("build.sh runs");
-    assert!(
-        built.status.success(),
-        "build.sh failed:\n{}{}",
-        String::from_utf8_lossy(&built.stdout),
-        String::from_utf8_lossy(&built.stderr)
-    );
-    println!("{}", String::from_utf8_lossy(&built.stdout).trim());
+    build_image(&cleanup.image);
     assert_eq!(
         docker_ok(&["image", "inspect", "-f", "{{.Config.User}}", &cleanup.image]),
         "10001:10001"
@@ -149,27 +83,10 @@ async fn the_image_runs_a_broker_as_non_root_and_drains_on_sigterm() {
         "/etc/robustmq/broker.toml",
     ]);
     cleanup.containers.push(container.clone());
-    let ip = docker_ok(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &container,
-    ]);
+    let ip = container_ip(&container);
     let metrics: std::net::SocketAddr = format!("{ip}:9091").parse().expect("container address");
     let mqtt: std::net::SocketAddr = format!("{ip}:1883").parse().expect("container address");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let ready = local_cluster::probe::http_get(metrics, "/readyz").await;
-        if ready.is_ok_and(|a| a.status == 200) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the broker in the container never got ready; its log:\n{}",
-            docker_ok(&["logs", &container])
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ready(metrics, WAIT, || docker_ok(&["logs", &container])).await;
     assert_eq!(docker_ok(&["exec", &container, "id", "-u"]), "10001");
 
     let mut sub = Client::connect(mqtt, &unique("image-sub")).await;

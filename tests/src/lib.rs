@@ -6,6 +6,7 @@
 //! is missing (this crate tested alone) it is built first.
 
 mod client;
+pub mod docker;
 pub mod prometheus;
 
 pub use client::{Client, Received};

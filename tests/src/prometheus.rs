@@ -47,25 +47,12 @@ impl Prometheus {
 
     /// GET `path` on the API; the `data` of a `success` answer.
     pub async fn api(&self, path: &str) -> Result<Value, String> {
-        let answer = local_cluster::probe::http_get(self.addr, path).await?;
-        let body: Value = serde_json::from_str(&answer.body)
-            .map_err(|e| format!("GET {path}: {e}: {}", answer.body))?;
-        if body["status"] != "success" {
-            return Err(format!("GET {path}: {body}"));
-        }
-        Ok(body["data"].clone())
+        api(self.addr, path).await
     }
 
     /// Evaluates `expr` now: its result vector (an error for a bad expression).
     pub async fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let data = self
-            .api(&format!("/api/v1/query?query={}", percent_encode(expr)))
-            .await?;
-        match &data["result"] {
-            Value::Array(series) => Ok(series.clone()),
-            // A scalar or string result is one value.
-            other => Ok(vec![other.clone()]),
-        }
+        query(self.addr, expr).await
     }
 
     /// Every rule group (`/api/v1/rules`).
@@ -83,6 +70,32 @@ impl Prometheus {
     /// The last lines of its log.
     pub fn log_tail(&self) -> String {
         local_cluster::log_tail(&self.log, 30)
+    }
+}
+
+/// GET `path` on the API of the Prometheus at `addr`; the `data` of a `success` answer.
+pub async fn api(addr: SocketAddr, path: &str) -> Result<Value, String> {
+    let answer = local_cluster::probe::http_get(addr, path).await?;
+    let body: Value = serde_json::from_str(&answer.body)
+        .map_err(|e| format!("GET {path}: {e}: {}", answer.body))?;
+    if body["status"] != "success" {
+        return Err(format!("GET {path}: {body}"));
+    }
+    Ok(body["data"].clone())
+}
+
+/// Evaluates `expr` now at the Prometheus at `addr`: its result vector (an error for a
+/// bad expression).
+pub async fn query(addr: SocketAddr, expr: &str) -> Result<Vec<Value>, String> {
+    let data = api(
+        addr,
+        &format!("/api/v1/query?query={}", percent_encode(expr)),
+    )
+    .await?;
+    match &data["result"] {
+        Value::Array(series) => Ok(series.clone()),
+        // A scalar or string result is one value.
+        other => Ok(vec![other.clone()]),
     }
 }
 
