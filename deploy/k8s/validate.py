@@ -8,7 +8,7 @@
    (PyPI's kubernetes-validate, strict: unknown fields fail), and the ServiceMonitor and
    PrometheusRule against the schemas in deploy/k8s/crds/.
 3. Pods in a namespace that enforces the "restricted" Pod Security Standard meet it.
-4. References hold: ConfigMaps and keys that pods mount or read, Services' target
+4. References hold (and the image tag is the workspace's version): ConfigMaps and keys that pods mount or read, Services' target
    ports, the headless Services the config files name, the OTLP endpoint.
 5. The Fluent Bit and OpenTelemetry Collector configs are well formed (no tool for
    either here: their structure is checked).
@@ -217,6 +217,23 @@ def check_references(objects):
                 problems.append(f"config {key}: {host}: {svc_name} is no headless Service")
             elif int(port) not in [p["port"] for p in svc["spec"]["ports"]]:
                 problems.append(f"config {key}: {host}:{port}: the Service has no port {port}")
+    return problems
+
+
+def check_version(objects):
+    """The image tag and the version label are the workspace's version (Cargo.toml)."""
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        version = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    problems = []
+    for obj, spec in pod_specs(objects):
+        if obj["metadata"]["name"] not in SERVICES:
+            continue
+        label = obj["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/version")
+        if label != version:
+            problems.append(f"{name_of(obj)}: app.kubernetes.io/version {label!r} is not {version}")
+        for c in spec["containers"]:
+            if c["image"] != f"robustmq:{version}":
+                problems.append(f"{name_of(obj)}: image {c['image']} is not robustmq:{version}")
     return problems
 
 
@@ -461,7 +478,7 @@ def load_compose():
 
 def check_all(objects, compose, version):
     return (check_schemas(objects, version) + check_pod_security(objects)
-            + check_references(objects) + check_fluent_bit(objects)
+            + check_references(objects) + check_version(objects) + check_fluent_bit(objects)
             + check_collector(objects) + check_compose(objects, compose))
 
 
@@ -487,6 +504,7 @@ def self_test(objects, compose, version):
         "headless Service hiding unready pods": lambda o, c: find(o, "Service", "placement-center-headless")["spec"].pop("publishNotReadyAddresses"),
         "fluent-bit output matching nothing": lambda o, c: find(o, "ConfigMap", "fluent-bit-config")["data"].update({"output.conf": "[OUTPUT]\n    Name stdout\n    Match app.*\n"}),
         "collector exporter unused": lambda o, c: yaml_edit(find(o, "ConfigMap", "robustmq-config"), "otel-collector.yaml", lambda y: y["exporters"].update(debug={})),
+        "stale image tag": lambda o, c: container(o, "journal-server").update(image="robustmq:0.0.9"),
         "compose env differs": lambda o, c: c["services"]["journal-server-1"]["environment"].update(JOURNAL_SERVER_NODE_ID="2"),
         "compose env missing": lambda o, c: c["services"]["mqtt-broker-2"]["environment"].pop("MQTT_BROKER_ADVERTISE_GRPC"),
         "compose without the config file": lambda o, c: c["services"]["placement-center-1"].update(volumes=["placement-center-1:/var/lib/robustmq"]),
