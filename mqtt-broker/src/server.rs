@@ -295,7 +295,10 @@ fn serve_grpc(
             .max_decoding_message_size(usize::MAX);
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tracing::info!(addr = ?addr, "broker gRPC service ready");
+        match addr {
+            Some(addr) => tracing::info!(%addr, "broker gRPC service ready"),
+            None => tracing::info!("broker gRPC service ready"),
+        }
         let served = tonic::transport::Server::builder()
             // Forward streams carry batches of ~100 KiB; HTTP/2's default 64 KiB window
             // would stop the sender for a window update several times per batch.

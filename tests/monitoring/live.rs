@@ -206,12 +206,17 @@ async fn metric_names_follow_prometheus_conventions(c: &TestCluster) {
     use std::io::Write;
     let promtool = cluster_tests::prometheus::require_program("promtool", "prometheus");
     let mut problems = Vec::new();
+    let mut reference = std::collections::BTreeMap::new();
     for service in Service::ALL {
         for node in c.cluster.plan().nodes(service) {
             let text = local_cluster::probe::http_get(node.metrics, "/metrics")
                 .await
                 .expect("metrics answer")
                 .body;
+            crate::reference::merge(
+                reference.entry(service.to_string()).or_default(),
+                crate::reference::parse(&text),
+            );
             let mut child = std::process::Command::new(&promtool)
                 .args(["check", "metrics"])
                 .stdin(std::process::Stdio::piped())
@@ -245,6 +250,7 @@ async fn metric_names_follow_prometheus_conventions(c: &TestCluster) {
         "promtool check metrics:\n{}",
         problems.join("\n")
     );
+    crate::reference::check(&reference);
 }
 
 /// Whether an alert named `name` whose labels include `labels` is pending or firing.

@@ -5,3 +5,4 @@
 mod artifacts;
 mod expressions;
 mod live;
+mod reference;
