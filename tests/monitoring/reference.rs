@@ -25,9 +25,9 @@ pub fn parse(text: &str) -> BTreeMap<String, Family> {
     let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for line in text.lines() {
         let meta = |prefix: &str| {
-            line.strip_prefix(prefix).and_then(|rest| {
+            line.strip_prefix(prefix).map(|rest| {
                 let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
-                Some((name.to_owned(), value.to_owned()))
+                (name.to_owned(), value.to_owned())
             })
         };
         if let Some((name, kind)) = meta("# TYPE ") {
