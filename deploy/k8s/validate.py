@@ -315,6 +315,12 @@ def check_fluent_bit(objects):
     # Files named in the config are where the DaemonSet mounts them.
     mounts = {m["mountPath"].rstrip("/") for c in ds["spec"]["template"]["spec"]["containers"]
               for m in c.get("volumeMounts", [])}
+    containers = ds["spec"]["template"]["spec"]["containers"]
+    env = {e["name"] for c in containers for e in c.get("env", [])}
+    for r in (r for c in containers for r in c.get("envFrom", [])):
+        cm = next((o for o in objects if o["kind"] == "ConfigMap"
+                   and o["metadata"]["name"] == r["configMapRef"]["name"]), None)
+        env |= set((cm or {}).get("data", {}))
     for name, kv in sections:
         for k in ("Parsers_File",):
             path = get(kv, k)
@@ -324,11 +330,6 @@ def check_fluent_bit(objects):
         if path and not any(path.startswith(m + "/") for m in mounts):
             problems.append(f"fluent-bit: input path {path} is not mounted")
         env_vars = re.findall(r"\$\{([A-Z_]+)\}", " ".join(v for _, v in kv))
-        env = {e["name"] for c in ds["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
-        for r in (r for c in ds["spec"]["template"]["spec"]["containers"] for r in c.get("envFrom", [])):
-            cm = next((o for o in objects if o["kind"] == "ConfigMap"
-                       and o["metadata"]["name"] == r["configMapRef"]["name"]), None)
-            env |= set((cm or {}).get("data", {}))
         for var in env_vars:
             if var not in env:
                 problems.append(f"fluent-bit: [{name}] uses ${{{var}}}, which the pod does not set")
