@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acl::Acl;
 use crate::auth::Authenticator;
+use crate::cluster::cache::ForwardPlan;
 use crate::cluster::durable::{Pending, Receipt, SessionLog};
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
@@ -47,6 +48,16 @@ impl From<Delivered> for Published {
             pending: Pending::journal(d.receipt),
         }
     }
+}
+
+/// What [`Broker::publish_now`] left to [`Broker::publish_rest`].
+#[derive(Debug)]
+pub enum Unfinished {
+    /// A retained message: the store comes first (cluster-wide, through the placement
+    /// center), then the delivery.
+    Retain,
+    /// Peers want it: delivered nowhere yet, forwarded as planned.
+    Forward(ForwardPlan),
 }
 
 /// Everything connections share.
@@ -117,30 +128,76 @@ impl Broker {
     /// message. Returns the number of local sessions and peers it went to, and what the
     /// publisher's acknowledgement must wait for (with durability on).
     pub async fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> Published {
+        match self.publish_now(&message, scratch) {
+            Ok(published) => published,
+            Err(rest) => self.publish_rest(message, rest, scratch).await,
+        }
+    }
+
+    /// [`Broker::publish`] as far as it goes without waiting, which is all of it for a
+    /// message that is neither retained nor wanted on another node: the common case,
+    /// which then costs no future. Otherwise returns what is left for
+    /// [`Broker::publish_rest`].
+    pub fn publish_now(
+        &self,
+        message: &Arc<Message>,
+        scratch: &mut Vec<Target>,
+    ) -> Result<Published, Unfinished> {
         if message.retain {
-            self.store_retained(&message).await;
+            return Err(Unfinished::Retain);
         }
-        let Some(cluster) = &self.cluster else {
-            return self
-                .deliver_counted(&message, SharedSelection::All, scratch)
-                .into();
+        self.deliver_or_plan(message, scratch)
+            .map_err(Unfinished::Forward)
+    }
+
+    /// Finishes a publish that [`Broker::publish_now`] could not.
+    pub async fn publish_rest(
+        &self,
+        message: Arc<Message>,
+        rest: Unfinished,
+        scratch: &mut Vec<Target>,
+    ) -> Published {
+        let plan = match rest {
+            Unfinished::Forward(plan) => plan,
+            Unfinished::Retain => {
+                self.store_retained(&message).await;
+                match self.deliver_or_plan(&message, scratch) {
+                    Ok(published) => return published,
+                    Err(plan) => plan,
+                }
+            }
         };
-        let plan = cluster.plan(&message);
-        if plan.nodes.is_empty() {
-            return self
-                .deliver_counted(&message, SharedSelection::All, scratch)
-                .into();
-        }
         let local = self.deliver_local(
             &message,
             SharedSelection::Except(&plan.remote_groups),
             scratch,
         );
         let mut published = Published::from(local);
-        published.queued += cluster
-            .forward(&message, plan, &self.tracer, &mut published.pending)
-            .await;
+        // Only a cluster makes a plan.
+        if let Some(cluster) = &self.cluster {
+            published.queued += cluster
+                .forward(&message, plan, &self.tracer, &mut published.pending)
+                .await;
+        }
         published
+    }
+
+    /// Delivers `message` locally when no peer needs it; else returns where it goes
+    /// beyond this node (not yet delivered anywhere).
+    fn deliver_or_plan(
+        &self,
+        message: &Arc<Message>,
+        scratch: &mut Vec<Target>,
+    ) -> Result<Published, ForwardPlan> {
+        if let Some(cluster) = &self.cluster {
+            let plan = cluster.plan(message);
+            if !plan.nodes.is_empty() {
+                return Err(plan);
+            }
+        }
+        Ok(self
+            .deliver_counted(message, SharedSelection::All, scratch)
+            .into())
     }
 
     /// Updates the retained store: cluster-wide through the placement center when

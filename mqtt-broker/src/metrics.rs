@@ -472,24 +472,27 @@ impl ConnectionMetrics {
         }
     }
 
-    /// Counts a delivery and observes its latency since the PUBLISH was read (`None`: a
-    /// retained message sent at subscribe time, whose age is no delivery latency); a
-    /// traced delivery (`trace`: its span) is the exemplar that links the latency to its
-    /// trace.
-    pub fn message_delivered(
+    /// Counts `n` PUBLISH packets of `qos` written to the client: deliveries, counted
+    /// once per batch written rather than once per message.
+    pub fn messages_delivered(&self, qos: QoS, n: u64) {
+        if self.recording && n > 0 {
+            self.sent[PacketKind::Publish.index()].inc_by(n);
+            self.messages_delivered[qos as usize].inc_by(n);
+        }
+    }
+
+    /// Observes a delivery's latency since the PUBLISH was read; a traced delivery
+    /// (`trace`: its span) is the exemplar that links the latency to its trace.
+    pub fn delivery_latency(
         &self,
         qos: QoS,
         remote: bool,
-        latency_secs: Option<f64>,
+        latency_secs: f64,
         trace: Option<&opentelemetry::Context>,
     ) {
         if !self.recording {
             return;
         }
-        self.messages_delivered[qos as usize].inc();
-        let Some(latency_secs) = latency_secs else {
-            return;
-        };
         let histogram = &self.latency[usize::from(remote)][qos as usize];
         match trace {
             Some(cx) => histogram.observe_in(latency_secs, cx),

@@ -7,7 +7,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use crate::packets;
 use crate::read::parse_varint;
 use crate::write::{put_varint, varint_len, MAX_VARINT};
-use crate::{DecodeError, EncodeError, Packet, ProtocolVersion};
+use crate::{DecodeError, EncodeError, Packet, PacketKind, ProtocolVersion, PublishRef};
 
 /// The largest packet MQTT can frame: one type byte, four length bytes, 268,435,455
 /// bytes of body. Use it as `max_packet_size` for "no limit of our own".
@@ -85,19 +85,52 @@ pub fn encode(
 ) -> Result<(), EncodeError> {
     let version = packets::wire_version(packet, version);
     let body = packets::body_len(packet, version);
+    put_frame(buf, packets::header_byte(packet), body, |buf| {
+        packets::write_body(packet, version, buf)
+    })
+}
+
+/// Appends one PUBLISH, given by reference, to `buf`: [`encode`] for the hot path of a
+/// broker, which writes the same message to many subscribers.
+pub fn encode_publish(
+    publish: PublishRef<'_>,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let body = packets::publish::len(&publish, version);
+    let header = (PacketKind::Publish as u8) << 4 | packets::publish::flags(&publish);
+    put_frame(buf, header, body, |buf| {
+        packets::publish::write(&publish, version, buf)
+    })
+}
+
+/// Writes the fixed header and, through `write`, a body of `body` bytes; on failure
+/// `buf` is left as it was.
+fn put_frame(
+    buf: &mut BytesMut,
+    header: u8,
+    body: usize,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     if body > MAX_VARINT {
         return Err(EncodeError::PacketTooLarge(body));
     }
     let start = buf.len();
     buf.reserve(1 + varint_len(body) + body);
-    buf.put_u8(packets::header_byte(packet));
-    let written = put_varint(buf, body).and_then(|()| packets::write_body(packet, version, buf));
+    buf.put_u8(header);
+    let written = put_varint(buf, body).and_then(|()| write(buf));
     if let Err(e) = written {
         buf.truncate(start);
         return Err(e);
     }
-    debug_assert_eq!(buf.len() - start, 1 + varint_len(body) + body, "{packet:?}");
+    debug_assert_eq!(buf.len() - start, 1 + varint_len(body) + body);
     Ok(())
+}
+
+/// [`encoded_len`] of a PUBLISH given by reference.
+pub fn publish_encoded_len(publish: PublishRef<'_>, version: ProtocolVersion) -> usize {
+    let body = packets::publish::len(&publish, version);
+    1 + varint_len(body) + body
 }
 
 /// The total encoded size of `packet` for `version`, fixed header included, without
@@ -138,5 +171,58 @@ mod tests {
             check(&[0x30, 0x80, 0x00], 100),
             Err(DecodeError::MalformedPacket(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod publish_ref_tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{Publish, PublishProperties, QoS};
+
+    fn publish(qos: QoS, properties: PublishProperties) -> Publish {
+        Publish {
+            dup: qos != QoS::AtMostOnce,
+            qos,
+            retain: true,
+            topic: "a/b".into(),
+            packet_id: (qos != QoS::AtMostOnce).then_some(7),
+            payload: Bytes::from_static(&[0x55; 300]),
+            properties,
+        }
+    }
+
+    /// The borrowed entry point writes byte for byte what `encode` writes.
+    #[test]
+    fn encode_publish_matches_encode() {
+        let props = PublishProperties {
+            message_expiry_interval: Some(30),
+            response_topic: Some("r".into()),
+            user_properties: vec![("k".into(), "v".into())],
+            subscription_identifiers: vec![1, 200],
+            ..Default::default()
+        };
+        for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let p = publish(qos, props.clone());
+                let (mut owned, mut borrowed) = (BytesMut::new(), BytesMut::new());
+                encode(&Packet::Publish(p.clone()), version, &mut owned).unwrap();
+                encode_publish(p.as_ref(), version, &mut borrowed).unwrap();
+                assert_eq!(owned, borrowed, "{version:?} {qos:?}");
+                assert_eq!(publish_encoded_len(p.as_ref(), version), borrowed.len());
+                assert_eq!(encoded_len(&Packet::Publish(p), version), borrowed.len());
+            }
+        }
+    }
+
+    /// An invalid PUBLISH is refused and leaves what was already in the buffer alone.
+    #[test]
+    fn encode_publish_refuses_and_leaves_buffer() {
+        let mut buf = BytesMut::from(&b"xy"[..]);
+        let mut p = publish(QoS::AtLeastOnce, PublishProperties::default());
+        p.packet_id = None;
+        assert!(encode_publish(p.as_ref(), ProtocolVersion::V5, &mut buf).is_err());
+        assert_eq!(&buf[..], b"xy");
     }
 }

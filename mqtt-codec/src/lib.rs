@@ -57,7 +57,9 @@ mod write;
 pub use bytestring::ByteString;
 pub use codec::MqttCodec;
 pub use error::{CodecError, DecodeError, EncodeError};
-pub use frame::{check, decode, encode, encoded_len, MAX_PACKET_SIZE};
+pub use frame::{
+    check, decode, encode, encode_publish, encoded_len, publish_encoded_len, MAX_PACKET_SIZE,
+};
 pub use packet::*;
 pub use packets::connect_version;
 pub use reason::ReasonCode;

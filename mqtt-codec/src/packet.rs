@@ -288,6 +288,37 @@ pub struct Publish {
     pub properties: PublishProperties,
 }
 
+impl Publish {
+    /// This PUBLISH seen through references, as [`crate::encode_publish`] takes it.
+    pub fn as_ref(&self) -> PublishRef<'_> {
+        PublishRef {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: &self.topic,
+            packet_id: self.packet_id,
+            payload: &self.payload,
+            properties: &self.properties,
+        }
+    }
+}
+
+/// A PUBLISH made of borrowed parts, for [`crate::encode_publish`]: a broker writing
+/// one message to many subscribers encodes each copy straight from the shared message,
+/// without building (and later dropping) an owned [`Publish`] per subscriber.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRef<'a> {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    /// May be empty in MQTT 5 when a topic alias is given.
+    pub topic: &'a str,
+    /// Present exactly when qos > 0.
+    pub packet_id: Option<u16>,
+    pub payload: &'a [u8],
+    pub properties: &'a PublishProperties,
+}
+
 /// PUBLISH properties (MQTT 5 §3.3.2.3).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PublishProperties {

@@ -312,6 +312,9 @@ where
     let keep_alive_secs = accepted.server_keep_alive.unwrap_or(c.keep_alive);
     let requested_expiry = props.session_expiry_interval.unwrap_or(0);
     let max_qos = broker.maximum_qos();
+    // 1.5 × the keep alive (MQTT 3.1.2.10).
+    let keep_alive =
+        (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500));
     let mut client = Client {
         broker: broker.clone(),
         io,
@@ -323,9 +326,10 @@ where
         generation: opened.generation,
         kick: kick_rx,
         will,
-        keep_alive: (keep_alive_secs > 0)
-            .then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500)),
+        keep_alive,
         last_read: Instant::now(),
+        keep_alive_timer: keep_alive.map(|ka| Box::pin(tokio::time::sleep(ka))),
+        shutdown: Box::pin(broker.shutdown.clone().cancelled_owned()),
         session_expiry: accepted.session_expiry,
         connect_expiry_was_zero: requested_expiry == 0,
         send_window: usize::from(
@@ -344,6 +348,7 @@ where
         alias_out: HashMap::new(),
         metrics,
         scratch: Vec::new(),
+        written: [0; 3],
         resend: Default::default(),
         max_qos,
         acks: Default::default(),

@@ -95,7 +95,8 @@ where
     }
 
     async fn handle_publish(&mut self, p: Publish) -> Result<(), Close> {
-        let read_at = Instant::now();
+        // The time its bytes were read: one clock read per read batch, not per packet.
+        let read_at = self.last_read.into_std();
         let topic = self.resolve_topic(&p)?;
         if p.qos > self.max_qos {
             return Err(self.violation(ReasonCode::QOS_NOT_SUPPORTED, "QoS above maximum"));
@@ -131,10 +132,19 @@ where
             // while publishing, so that a placement-center call it makes (a retained
             // message) is part of the message's trace.
             let span = self.broker.tracer.publish_span(&mut message);
-            let publish = self.broker.publish(Arc::new(message), &mut self.scratch);
-            let queued = match &span {
-                Some(span) => publish.with_context(span.context()).await,
-                None => publish.await,
+            let message = Arc::new(message);
+            let queued = match self.broker.publish_now(&message, &mut self.scratch) {
+                Ok(published) => published,
+                // Boxed: the rare publish that waits (retained, forwarded) must not make
+                // every PUBLISH's future as large as its own.
+                Err(rest) => {
+                    let publish =
+                        Box::pin(self.broker.publish_rest(message, rest, &mut self.scratch));
+                    match &span {
+                        Some(span) => publish.with_context(span.context()).await,
+                        None => publish.await,
+                    }
+                }
             };
             drop(span);
             if queued.queued == 0 {
@@ -230,7 +240,7 @@ where
         payload: bytes::Bytes,
         props: mqtt_codec::PublishProperties,
     ) -> Message {
-        let received_at = Instant::now();
+        let received_at = self.last_read.into_std();
         Message {
             topic,
             payload,

@@ -6,7 +6,7 @@
 //! flushed once per batch of work, so a burst of deliveries costs one syscall.
 
 use bytes::BytesMut;
-use mqtt_codec::{DecodeError, Packet, ProtocolVersion};
+use mqtt_codec::{DecodeError, Packet, ProtocolVersion, PublishRef};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Initial read buffer size; it grows to the largest packet seen.
@@ -66,6 +66,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
         // builds neither, so a failure is a bug worth a log line, not a crash.
         if let Err(e) = mqtt_codec::encode(packet, version, &mut self.write_buf) {
             tracing::error!(error = %e, kind = packet.kind().as_str(), "cannot encode packet");
+        }
+    }
+
+    /// Appends a PUBLISH given by reference to the write buffer.
+    pub fn encode_publish(&mut self, publish: PublishRef<'_>, version: ProtocolVersion) {
+        // Only a >256 MiB packet fails to encode, and the broker refused those on
+        // input: a failure is a bug worth a log line, not a crash.
+        if let Err(e) = mqtt_codec::encode_publish(publish, version, &mut self.write_buf) {
+            tracing::error!(error = %e, "cannot encode PUBLISH");
         }
     }
 

@@ -28,6 +28,7 @@ use mqtt_codec::{ByteString, Disconnect, DisconnectProperties, Packet, ProtocolV
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::broker::Broker;
 use crate::config::ListenerProtocol;
@@ -87,6 +88,12 @@ pub(crate) struct Client<R, W> {
     /// 1.5 × the negotiated keep alive; `None` when keep alive is off.
     keep_alive: Option<Duration>,
     last_read: Instant,
+    /// Fires at the keep-alive deadline as it stood when last armed; the loop re-arms it
+    /// from `last_read` when it fires, instead of resetting a timer on every read.
+    keep_alive_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Resolves when the broker shuts down. Registered once for the connection's life:
+    /// a fresh `cancelled()` every loop turn takes the token's broker-wide locks twice.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Session expiry interval in force (MQTT 5 DISCONNECT may change it).
     session_expiry: u32,
     /// CONNECT asked for expiry 0; DISCONNECT may then not raise it (§3.14.2.2.2).
@@ -107,6 +114,8 @@ pub(crate) struct Client<R, W> {
     metrics: ConnectionMetrics,
     /// Reused by every publish to collect routing targets without allocating.
     scratch: Vec<Target>,
+    /// PUBLISH packets written (by QoS) since the delivery counters were last updated.
+    written: [u64; 3],
     max_qos: QoS,
     /// Acknowledgements of QoS 1/2 PUBLISHes waiting until the message is durable, in
     /// the order they were received (MQTT 4.6): a PUBACK never overtakes an earlier one.
@@ -165,11 +174,13 @@ where
             if let Err(close) = self.flush().await {
                 return close;
             }
-            let deadline = self.keep_alive.map(|ka| self.last_read + ka);
+            // Biased: the branches are polled in this order and the first ready one
+            // wins, so the busy ones come first and the rare ones (takeover, shutdown,
+            // keep alive) are only polled when the connection would otherwise sleep. A
+            // client that floods us still sees shutdown: tokio's cooperative budget makes
+            // the read pending after a few hundred ready polls.
             tokio::select! {
                 biased;
-                _ = self.broker.shutdown.cancelled() => return Close::Shutdown,
-                _ = &mut self.kick => return Close::TakenOver,
                 Some(ack) = self.acks.next(), if !self.acks.is_empty() => {
                     if let Err(close) = self.acknowledge(ack) {
                         return close;
@@ -191,7 +202,19 @@ where
                 }
                 _ = self.session.wake.notified(), if !more => {}
                 _ = std::future::ready(()), if more => {}
-                _ = sleep_until_opt(deadline) => return Close::KeepAliveTimeout,
+                _ = &mut self.kick => return Close::TakenOver,
+                _ = self.shutdown.as_mut() => return Close::Shutdown,
+                _ = expired(&mut self.keep_alive_timer) => {
+                    if let Some(ka) = self.keep_alive {
+                        let deadline = self.last_read + ka;
+                        if deadline <= Instant::now() {
+                            return Close::KeepAliveTimeout;
+                        }
+                        if let Some(timer) = &mut self.keep_alive_timer {
+                            timer.as_mut().reset(deadline);
+                        }
+                    }
+                }
             }
         }
     }
@@ -216,27 +239,39 @@ where
         self.io.encode(&packet, self.version);
     }
 
+    /// Writes out the write buffer, giving up when the broker shuts down meanwhile (a
+    /// client that stops reading must not hold the shutdown up).
     async fn flush(&mut self) -> Result<(), Close> {
-        let broker = self.broker.clone();
-        tokio::select! {
-            written = self.flush_raw() => written.map_err(|_| Close::Io),
-            _ = broker.shutdown.cancelled() => Err(Close::Shutdown),
+        if self.io.write_buf.is_empty() {
+            return Ok(());
         }
+        let written = tokio::select! {
+            biased;
+            written = self.io.flush() => written.map_err(|_| Close::Io)?,
+            _ = self.shutdown.as_mut() => return Err(Close::Shutdown),
+        };
+        self.count_sent(written);
+        Ok(())
     }
 
     async fn flush_raw(&mut self) -> std::io::Result<()> {
         let n = self.io.flush().await?;
+        self.count_sent(n);
+        Ok(())
+    }
+
+    fn count_sent(&self, n: usize) {
         if n > 0 {
             self.metrics.bytes_sent.inc_by(n as u64);
             SysStats::add(&self.broker.stats.bytes_sent, n as u64);
         }
-        Ok(())
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// Resolves when the keep-alive timer fires; never when keep alive is off.
+async fn expired(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mqtt_codec::{Packet, PubResponse, Publish, PublishProperties, QoS};
+use mqtt_codec::{ByteString, Packet, PubResponse, PublishProperties, PublishRef, QoS};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Client;
@@ -25,6 +25,22 @@ where
     /// Moves queued deliveries into the write buffer while the in-flight window allows.
     /// Returns true when more could be sent right away (the buffer filled up first).
     pub(super) fn drain(&mut self) -> bool {
+        let more = self.drain_queue();
+        // Counted once per batch: a shared counter per message costs a contended atomic
+        // add per delivery.
+        for (qos, n) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+            .into_iter()
+            .zip(std::mem::take(&mut self.written))
+        {
+            if n > 0 {
+                self.metrics.messages_delivered(qos, n);
+                SysStats::add(&self.broker.stats.messages_sent, n);
+            }
+        }
+        more
+    }
+
+    fn drain_queue(&mut self) -> bool {
         let now = Instant::now();
         let session = self.session.clone();
         let mut st = session.lock();
@@ -128,52 +144,73 @@ where
                 content_type: p.content_type.clone(),
             };
         }
-        let publish = Publish {
-            dup,
-            qos: d.qos,
-            retain: d.retain,
-            topic: msg.topic.clone(),
-            packet_id,
-            payload: msg.payload.clone(),
-            properties,
-        };
-        let mut packet = Packet::Publish(publish);
+        // Encoded from the shared message by reference: no per-subscriber copy of the
+        // topic or payload handles, no owned packet to build and drop.
+        fn publish<'a>(
+            d: &'a Delivery,
+            dup: bool,
+            packet_id: Option<u16>,
+            topic: &'a str,
+            properties: &'a PublishProperties,
+        ) -> PublishRef<'a> {
+            PublishRef {
+                dup,
+                qos: d.qos,
+                retain: d.retain,
+                topic,
+                packet_id,
+                payload: &d.message.payload,
+                properties,
+            }
+        }
         // Checked with the full topic: an alias only makes the packet smaller. Without a
         // client Maximum Packet Size (usize::MAX) nothing can exceed it: skip the sizing.
         if self.client_max_packet != usize::MAX
-            && mqtt_codec::encoded_len(&packet, self.version) > self.client_max_packet
+            && mqtt_codec::publish_encoded_len(
+                publish(d, dup, packet_id, &msg.topic, &properties),
+                self.version,
+            ) > self.client_max_packet
         {
             self.broker.metrics.dropped(d.qos, DropReason::too_large);
             return false;
         }
-        if let Packet::Publish(p) = &mut packet {
-            if self.client_alias_max > 0 {
-                self.apply_topic_alias(p);
+        let mut topic: &str = &msg.topic;
+        if self.client_alias_max > 0 {
+            if let Some((alias, known)) = self.topic_alias(&msg.topic) {
+                properties.topic_alias = Some(alias);
+                if known {
+                    topic = "";
+                }
             }
         }
-        self.send(packet);
-        SysStats::add(&self.broker.stats.messages_sent, 1);
-        self.metrics.message_delivered(
-            d.qos,
-            msg.remote,
-            (!d.replay).then(|| now.saturating_duration_since(msg.received_at).as_secs_f64()),
-            span.map(MessageSpan::context).as_ref(),
-        );
+        self.io
+            .encode_publish(publish(d, dup, packet_id, topic, &properties), self.version);
+        self.written[d.qos as usize] += 1;
+        if !d.replay {
+            self.metrics.delivery_latency(
+                d.qos,
+                msg.remote,
+                now.saturating_duration_since(msg.received_at).as_secs_f64(),
+                span.map(MessageSpan::context).as_ref(),
+            );
+        }
         true
     }
 
-    /// Uses an existing alias (sending an empty topic) or sets up a new one while the
-    /// client's Topic Alias Maximum allows.
-    fn apply_topic_alias(&mut self, p: &mut Publish) {
-        if let Some(alias) = self.alias_out.get(&p.topic) {
-            p.properties.topic_alias = Some(*alias);
-            p.topic = Default::default();
+    /// The outgoing topic alias for `topic`: an existing one (true: send an empty
+    /// topic) or a new one while the client's Topic Alias Maximum allows (false: send
+    /// the topic with it, which sets it up).
+    fn topic_alias(&mut self, topic: &ByteString) -> Option<(u16, bool)> {
+        if let Some(alias) = self.alias_out.get(topic) {
             self.metrics.alias_out.inc();
-        } else if self.alias_out.len() < usize::from(self.client_alias_max) {
-            let alias = self.alias_out.len() as u16 + 1;
-            self.alias_out.insert(p.topic.clone(), alias);
-            p.properties.topic_alias = Some(alias);
-            self.metrics.alias_out.inc();
+            return Some((*alias, true));
         }
+        if self.alias_out.len() >= usize::from(self.client_alias_max) {
+            return None;
+        }
+        let alias = self.alias_out.len() as u16 + 1;
+        self.alias_out.insert(topic.clone(), alias);
+        self.metrics.alias_out.inc();
+        Some((alias, false))
     }
 }

@@ -6,7 +6,7 @@ mod auth;
 mod connack;
 mod connect;
 mod disconnect;
-mod publish;
+pub(crate) mod publish;
 mod pubresponse;
 mod suback;
 mod subscribe;
@@ -106,7 +106,7 @@ fn check_flags(kind: u8, flags: u8, version: ProtocolVersion) -> Result<(), Deco
 /// The fixed header's first byte.
 pub(crate) fn header_byte(packet: &Packet) -> u8 {
     let flags = match packet {
-        Packet::Publish(p) => publish::flags(p),
+        Packet::Publish(p) => publish::flags(&p.as_ref()),
         Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => 0b0010,
         _ => 0,
     };
@@ -126,7 +126,7 @@ pub(crate) fn body_len(packet: &Packet, version: ProtocolVersion) -> usize {
     match packet {
         Packet::Connect(c) => connect::len(c),
         Packet::ConnAck(c) => connack::len(c, version),
-        Packet::Publish(p) => publish::len(p, version),
+        Packet::Publish(p) => publish::len(&p.as_ref(), version),
         Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => {
             pubresponse::len(p, version)
         }
@@ -149,7 +149,7 @@ pub(crate) fn write_body(
     match packet {
         Packet::Connect(c) => connect::write(c, buf),
         Packet::ConnAck(c) => connack::write(c, version, buf),
-        Packet::Publish(p) => publish::write(p, version, buf),
+        Packet::Publish(p) => publish::write(&p.as_ref(), version, buf),
         Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => {
             pubresponse::write(p, version, buf)
         }

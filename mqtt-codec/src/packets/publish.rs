@@ -6,14 +6,16 @@ use bytes::{BufMut, BytesMut};
 use crate::properties::{self, id, opt, user, Context, Property, PropertySet, Value};
 use crate::read::Reader;
 use crate::write::{binary_len, put_string};
-use crate::{DecodeError, EncodeError, ProtocolVersion, Publish, PublishProperties, QoS};
+use crate::{
+    DecodeError, EncodeError, ProtocolVersion, Publish, PublishProperties, PublishRef, QoS,
+};
 
 // Fixed header flag bits (§3.3.1); QoS is bits 1–2.
 const DUP: u8 = 0x08;
 const RETAIN: u8 = 0x01;
 
 /// The fixed header flags: DUP, QoS, RETAIN.
-pub(crate) fn flags(p: &Publish) -> u8 {
+pub(crate) fn flags(p: &PublishRef<'_>) -> u8 {
     let mut flags = (p.qos as u8) << 1;
     if p.dup {
         flags |= DUP;
@@ -131,13 +133,13 @@ impl PropertySet for PublishProperties {
 }
 
 /// Size of a PUBLISH body.
-pub(crate) fn len(p: &Publish, version: ProtocolVersion) -> usize {
+pub(crate) fn len(p: &PublishRef<'_>, version: ProtocolVersion) -> usize {
     let mut len = binary_len(p.topic.as_bytes()) + p.payload.len();
     if p.qos != QoS::AtMostOnce {
         len += 2;
     }
     if version.is_v5() {
-        len += properties::block_len(&p.properties);
+        len += properties::block_len(p.properties);
     }
     len
 }
@@ -145,7 +147,7 @@ pub(crate) fn len(p: &Publish, version: ProtocolVersion) -> usize {
 /// Writes a PUBLISH body, refusing what the receiver would reject: a packet id that
 /// does not match the QoS, DUP on QoS 0, an empty topic without a (v5) topic alias.
 pub(crate) fn write(
-    p: &Publish,
+    p: &PublishRef<'_>,
     version: ProtocolVersion,
     buf: &mut BytesMut,
 ) -> Result<(), EncodeError> {
@@ -169,13 +171,13 @@ pub(crate) fn write(
             "empty topic name without topic alias",
         ));
     }
-    put_string(buf, &p.topic)?;
+    put_string(buf, p.topic)?;
     if let Some(id) = packet_id {
         buf.put_u16(id);
     }
     if version.is_v5() {
-        properties::write(&p.properties, buf)?;
+        properties::write(p.properties, buf)?;
     }
-    buf.put_slice(&p.payload);
+    buf.put_slice(p.payload);
     Ok(())
 }
