@@ -23,6 +23,7 @@ pub struct BrokerConfig {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub sys: SysConfig,
+    pub runtime: RuntimeConfig,
     /// Cluster membership, routing and forwarding; off unless placement endpoints are set.
     pub cluster: ClusterConfig,
     pub telemetry: common_metrics::TelemetryConfig,
@@ -40,6 +41,7 @@ impl Default for BrokerConfig {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             sys: SysConfig::default(),
+            runtime: RuntimeConfig::default(),
             cluster: ClusterConfig::default(),
             telemetry: Default::default(),
             message_tracing: Default::default(),
@@ -201,6 +203,17 @@ impl Default for SysConfig {
     fn default() -> Self {
         Self { interval_secs: 10 }
     }
+}
+
+/// The async runtime that serves the connections.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 (the default) means one per CPU. Fewer than the CPUs leaves
+    /// room for other processes on the machine (a load generator, the other services
+    /// of a local cluster) and spares the cross-thread wake-ups of a runtime with more
+    /// workers than it has work for.
+    pub worker_threads: usize,
 }
 
 /// How this broker joins a cluster. With no `placement_endpoints` the broker runs

@@ -55,6 +55,9 @@ struct Cli {
     /// (`message_tracing.reparent`).
     #[arg(long, env = "MQTT_BROKER_REPARENT")]
     reparent: Option<bool>,
+    /// Runtime worker threads, 0 for one per CPU (`runtime.worker_threads`).
+    #[arg(long, env = "MQTT_BROKER_WORKER_THREADS", value_name = "N")]
+    worker_threads: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -158,7 +161,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(reparent) = cli.reparent {
         config.message_tracing.reparent = reparent;
     }
-    tokio::runtime::Builder::new_multi_thread()
+    if let Some(n) = cli.worker_threads {
+        config.runtime.worker_threads = n;
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime.worker_threads > 0 {
+        runtime.worker_threads(config.runtime.worker_threads);
+    }
+    runtime
         .enable_all()
         .build()
         .context("starting the tokio runtime")?

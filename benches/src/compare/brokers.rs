@@ -38,6 +38,8 @@ pub struct BrokerSettings {
     pub inflight: usize,
     /// Messages queued per client before dropping.
     pub max_queued: usize,
+    /// Our broker's runtime worker threads (0: one per CPU).
+    pub worker_threads: usize,
     /// Our broker's binary.
     pub ours_bin: PathBuf,
     /// The mosquitto binary, when installed.
@@ -186,9 +188,11 @@ pub fn ours_config(mqtt: SocketAddr, metrics: SocketAddr, s: &BrokerSettings) ->
     format!(
         "metrics_listen = \"{metrics}\"\n\n[[listeners]]\nprotocol = \"tcp\"\nbind = \"{mqtt}\"\n\n\
          [limits]\nmax_inflight = {}\nmax_queued_messages = {}\n\n\
+         [runtime]\nworker_threads = {}\n\n\
          [telemetry]\nlog_format = \"json\"\nlog_filter = \"warn\"\n",
         s.inflight.min(65_535),
-        s.max_queued
+        s.max_queued,
+        s.worker_threads
     )
 }
 
@@ -245,6 +249,7 @@ mod tests {
         BrokerSettings {
             inflight: 100,
             max_queued: 100_000,
+            worker_threads: 1,
             ours_bin: "mqtt-broker".into(),
             mosquitto_bin: None,
         }
@@ -263,6 +268,7 @@ mod tests {
         let c = mqtt_broker::BrokerConfig::from_file(&path).unwrap();
         assert_eq!(c.limits.max_inflight, 100);
         assert_eq!(c.limits.max_queued_messages, 100_000);
+        assert_eq!(c.runtime.worker_threads, 1);
     }
 
     #[test]

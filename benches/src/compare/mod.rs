@@ -92,6 +92,11 @@ pub struct CompareArgs {
     /// Messages each broker may queue per client.
     #[arg(long, default_value_t = 100_000)]
     pub max_queued: usize,
+    /// Our broker's runtime worker threads (`runtime.worker_threads`; 0: one per CPU,
+    /// its default). rumqttd and mosquitto have no such setting: rumqttd serves a
+    /// listener on one thread and routes on another, mosquitto runs on one.
+    #[arg(long, default_value_t = 0)]
+    pub worker_threads: usize,
     /// Idle connections for the memory test (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     pub idle_connections: usize,
@@ -181,6 +186,7 @@ pub async fn run(args: &CompareArgs) -> anyhow::Result<Comparison> {
     let settings = BrokerSettings {
         inflight: args.inflight,
         max_queued: args.max_queued,
+        worker_threads: args.worker_threads,
         ours_bin,
         mosquitto_bin: brokers::find_mosquitto(),
     };
