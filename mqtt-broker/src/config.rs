@@ -366,6 +366,7 @@ mod tests {
         assert_eq!(c.limits.max_packet_size, d.limits.max_packet_size);
         assert_eq!(c.limits.max_queued_messages, d.limits.max_queued_messages);
         assert_eq!(c.sys.interval_secs, d.sys.interval_secs);
+        assert_eq!(c.runtime.worker_threads, d.runtime.worker_threads);
     }
 
     #[test]

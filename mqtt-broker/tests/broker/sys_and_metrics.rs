@@ -149,6 +149,44 @@ async fn graceful_shutdown_disconnects_clients_and_publishes_wills() {
     }
 }
 
+/// A client that never stops sending keeps its connection's read ready on every loop
+/// turn, and the loop polls shutdown after it: shutdown must still close that connection
+/// (tokio's cooperative budget makes the read pending now and then) and return.
+#[tokio::test]
+async fn shutdown_closes_a_client_that_floods() {
+    let b = TestBroker::start().await;
+    let mut watcher = Raw::connected(b.tcp(), ProtocolVersion::V5, "watcher").await;
+    let mut flooder = Raw::connected(b.tcp(), ProtocolVersion::V3_1_1, "flooder").await;
+    let mut chunk = bytes::BytesMut::new();
+    for _ in 0..1000 {
+        let publish = publish_packet("flood/t", QoS::AtMostOnce, None, b"0123456789abcdef");
+        mqtt_codec::encode(&publish, ProtocolVersion::V3_1_1, &mut chunk).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                flooder.send_bytes(&chunk).await;
+            }
+        }
+    });
+    // Flooding for real before the shutdown: the broker has counted received messages.
+    b.metric_reaches(
+        "robustmq_messages_received_total",
+        &[("qos", "0")],
+        10_000.0,
+    )
+    .await;
+    b.trigger_shutdown();
+    watcher
+        .expect_disconnect(ReasonCode::SERVER_SHUTTING_DOWN)
+        .await;
+    b.wait_stopped().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flooding.await.unwrap();
+}
+
 /// A retained message sent at subscribe time counts as delivered, but its age since it
 /// was published is no delivery latency: `robustmq_message_latency_seconds` leaves it out.
 #[tokio::test]
