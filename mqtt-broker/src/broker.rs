@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acl::Acl;
 use crate::auth::Authenticator;
-use crate::cluster::cache::ForwardPlan;
 use crate::cluster::durable::{Pending, Receipt, SessionLog};
+use crate::cluster::forward::Outgoing;
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::message::{Delivery, Message, Will};
@@ -56,8 +56,16 @@ pub enum Unfinished {
     /// A retained message: the store comes first (cluster-wide, through the placement
     /// center), then the delivery.
     Retain,
-    /// Peers want it: delivered nowhere yet, forwarded as planned.
-    Forward(ForwardPlan),
+    /// Delivered and queued everywhere else, but these peers' forward queues are full
+    /// and the message (QoS 1/2) waits for room in them.
+    Waiting(Waiting),
+}
+
+/// A publish held up by full forward queues (see [`Unfinished::Waiting`]).
+#[derive(Debug)]
+pub struct Waiting {
+    published: Published,
+    peers: Vec<(u64, Outgoing)>,
 }
 
 /// Everything connections share.
@@ -134,10 +142,9 @@ impl Broker {
         }
     }
 
-    /// [`Broker::publish`] as far as it goes without waiting, which is all of it for a
-    /// message that is neither retained nor wanted on another node: the common case,
-    /// which then costs no future. Otherwise returns what is left for
-    /// [`Broker::publish_rest`].
+    /// [`Broker::publish`] as far as it goes without waiting, which is all of it unless
+    /// the message is retained or meets a full forward queue: the common case, which
+    /// then costs no future. Otherwise returns what is left for [`Broker::publish_rest`].
     pub fn publish_now(
         &self,
         message: &Arc<Message>,
@@ -146,8 +153,8 @@ impl Broker {
         if message.retain {
             return Err(Unfinished::Retain);
         }
-        self.deliver_or_plan(message, scratch)
-            .map_err(Unfinished::Forward)
+        self.route_now(message, scratch)
+            .map_err(Unfinished::Waiting)
     }
 
     /// Finishes a publish that [`Broker::publish_now`] could not.
@@ -157,47 +164,63 @@ impl Broker {
         rest: Unfinished,
         scratch: &mut Vec<Target>,
     ) -> Published {
-        let plan = match rest {
-            Unfinished::Forward(plan) => plan,
+        let waiting = match rest {
+            Unfinished::Waiting(waiting) => waiting,
             Unfinished::Retain => {
                 self.store_retained(&message).await;
-                match self.deliver_or_plan(&message, scratch) {
+                match self.route_now(&message, scratch) {
                     Ok(published) => return published,
-                    Err(plan) => plan,
+                    Err(waiting) => waiting,
                 }
             }
         };
-        let local = self.deliver_local(
-            &message,
-            SharedSelection::Except(&plan.remote_groups),
-            scratch,
-        );
-        let mut published = Published::from(local);
-        // Only a cluster makes a plan.
+        let Waiting {
+            mut published,
+            peers,
+        } = waiting;
+        // Only a cluster leaves peers waiting.
         if let Some(cluster) = &self.cluster {
-            published.queued += cluster
-                .forward(&message, plan, &self.tracer, &mut published.pending)
-                .await;
+            for (node, out) in peers {
+                published.queued += usize::from(cluster.send_when_room(node, out).await);
+            }
         }
         published
     }
 
-    /// Delivers `message` locally when no peer needs it; else returns where it goes
-    /// beyond this node (not yet delivered anywhere).
-    fn deliver_or_plan(
+    /// Delivers `message` to the local sessions and queues it for the peers that want
+    /// it, without waiting: a QoS 1/2 message that meets a full forward queue is
+    /// returned, delivered and queued everywhere else, to wait for room.
+    fn route_now(
         &self,
         message: &Arc<Message>,
         scratch: &mut Vec<Target>,
-    ) -> Result<Published, ForwardPlan> {
-        if let Some(cluster) = &self.cluster {
-            let plan = cluster.plan(message);
-            if !plan.nodes.is_empty() {
-                return Err(plan);
-            }
+    ) -> Result<Published, Waiting> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(self
+                .deliver_counted(message, SharedSelection::All, scratch)
+                .into());
+        };
+        let plan = cluster.plan(message);
+        if plan.nodes.is_empty() {
+            return Ok(self
+                .deliver_counted(message, SharedSelection::All, scratch)
+                .into());
         }
-        Ok(self
-            .deliver_counted(message, SharedSelection::All, scratch)
-            .into())
+        let local = self.deliver_local(
+            message,
+            SharedSelection::Except(&plan.remote_groups),
+            scratch,
+        );
+        let mut published = Published::from(local);
+        let full = cluster.forward(message, plan, &self.tracer, &mut published);
+        if full.is_empty() {
+            Ok(published)
+        } else {
+            Err(Waiting {
+                published,
+                peers: full,
+            })
+        }
     }
 
     /// Updates the retained store: cluster-wide through the placement center when

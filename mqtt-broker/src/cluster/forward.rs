@@ -211,6 +211,34 @@ impl Peers {
             .collect()
     }
 
+    /// Queues `out` for peer `node` if its queue has room. When it is full, QoS 0 is
+    /// dropped (counted) and QoS 1/2 is handed back, to wait for room in
+    /// [`Peers::send`]. `Ok(false)` when the message will not reach the peer.
+    pub fn try_send(&self, node: u64, out: Outgoing) -> Result<bool, Outgoing> {
+        let qos = out.message.qos;
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        let Some(peer) = peers.get(&node) else {
+            self.context.metrics.dropped(qos, ForwardDrop::peer_gone);
+            return Ok(false);
+        };
+        match peer.tx.try_send(out) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(out)) if qos != QoS::AtMostOnce => {
+                self.context.metrics.forward_waited.inc();
+                Err(out)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.context.metrics.dropped(qos, ForwardDrop::queue_full);
+                tracing::debug!(peer = node, "forward queue full: QoS 0 message dropped");
+                Ok(false)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.context.metrics.dropped(qos, ForwardDrop::peer_gone);
+                Ok(false)
+            }
+        }
+    }
+
     /// Queues `out` for peer `node`. QoS 0 is dropped when the queue is full; QoS 1/2
     /// waits for room. False when the message will not reach the peer.
     pub async fn send(&self, node: u64, out: Outgoing) -> bool {

@@ -70,6 +70,8 @@ pub struct ClusterMetrics {
     pub forward_received: Counter,
     /// Messages a peer sent again after a broken stream, which were delivered already.
     pub forward_repeated: Counter,
+    /// QoS 1/2 messages that found a peer's forward queue full and waited for room.
+    pub forward_waited: Counter,
     forward_refused: Family<RefuseLabels, Counter>,
     /// Other brokers currently registered.
     pub peers: Gauge,
@@ -97,6 +99,7 @@ impl Default for ClusterMetrics {
             forward_batch_latency: Default::default(),
             forward_received: Default::default(),
             forward_repeated: Default::default(),
+            forward_waited: Default::default(),
             forward_refused: Default::default(),
             peers: Default::default(),
             routes: Default::default(),
@@ -135,6 +138,11 @@ impl ClusterMetrics {
             "forward_repeated_messages",
             "Messages a peer broker resent after a broken stream that were delivered already (not delivered again)",
             m.forward_repeated.clone(),
+        );
+        r.register(
+            "forward_waited_messages",
+            "QoS 1/2 messages that found a peer broker's forward queue full and waited for room (their publishers wait with them)",
+            m.forward_waited.clone(),
         );
         r.register(
             "forward_refused",
@@ -186,6 +194,7 @@ mod tests {
         m.dropped(QoS::AtMostOnce, ForwardDrop::queue_full);
         m.refused(RefuseReason::stale_epoch);
         m.forward_batch_latency.observe(0.001);
+        m.forward_waited.inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for name in [
@@ -194,6 +203,7 @@ mod tests {
             "robustmq_cluster_forward_refused_total{reason=\"stale_epoch\"} 1",
             "robustmq_cluster_forward_batch_seconds_count 1",
             "robustmq_cluster_peers 0",
+            "robustmq_cluster_forward_waited_messages_total 1",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }

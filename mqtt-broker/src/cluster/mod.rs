@@ -44,13 +44,13 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Published};
 use crate::config::ClusterConfig;
 use crate::message::Message;
 use crate::message_trace::MessageTracer;
 use crate::session::Subscription;
 use cache::{ForwardPlan, RouteCache};
-use durable::{LogMetrics, Pending, SessionLog};
+use durable::{LogMetrics, SessionLog};
 use forward::{ForwardRuntime, Outgoing, Peers, SenderContext};
 use metrics::ClusterMetrics;
 use robustmq_proto::broker as broker_pb;
@@ -352,17 +352,19 @@ impl Cluster {
         self.cache.plan(message)
     }
 
-    /// Queues `message` for each peer in `plan`; returns how many will get it. With
-    /// durability on, a QoS 1/2 message adds a wait for each peer's answer to `pending`.
-    pub async fn forward(
+    /// Queues `message` for each peer in `plan` without waiting, counting in
+    /// `published` the peers that will get it. With durability on, a QoS 1/2 message
+    /// adds a wait for each peer's answer to `published.pending`. Returns the QoS 1/2
+    /// messages whose peer's queue is full: [`Cluster::send_when_room`] queues them.
+    pub fn forward(
         &self,
         message: &Arc<Message>,
         plan: ForwardPlan,
         tracer: &MessageTracer,
-        pending: &mut Pending,
-    ) -> usize {
+        published: &mut Published,
+    ) -> Vec<(u64, Outgoing)> {
         let acked = self.log.is_some() && message.qos != mqtt_codec::QoS::AtMostOnce;
-        let mut sent = 0;
+        let mut full = Vec::new();
         for (node, shared) in plan.nodes {
             let span = message
                 .trace
@@ -373,11 +375,21 @@ impl Cluster {
                 shared,
                 span,
                 seq: 0,
-                ack: acked.then(|| pending.peer()),
+                ack: acked.then(|| published.pending.peer()),
             };
-            sent += usize::from(self.peers.send(node, out).await);
+            match self.peers.try_send(node, out) {
+                Ok(sent) => published.queued += usize::from(sent),
+                Err(out) => full.push((node, out)),
+            }
         }
-        sent
+        full
+    }
+
+    /// Queues a QoS 1/2 message that [`Cluster::forward`] found no room for, once there
+    /// is room (backpressure: the publisher's acknowledgement waits). False when the
+    /// peer left meanwhile.
+    pub async fn send_when_room(&self, node: u64, out: Outgoing) -> bool {
+        self.peers.send(node, out).await
     }
 
     /// Counts a new local subscription in the route table; returns once the route is

@@ -135,8 +135,8 @@ where
             let message = Arc::new(message);
             let queued = match self.broker.publish_now(&message, &mut self.scratch) {
                 Ok(published) => published,
-                // Boxed: the rare publish that waits (retained, forwarded) must not make
-                // every PUBLISH's future as large as its own.
+                // Boxed: the rare publish that waits (retained, or held up by a full
+                // forward queue) must not make every PUBLISH's future as large as its own.
                 Err(rest) => {
                     let publish =
                         Box::pin(self.broker.publish_rest(message, rest, &mut self.scratch));
