@@ -14,6 +14,12 @@
 #
 #   benches/scripts/cpu-per-delivery.sh 3 -- rumqttd /tmp/old/mqtt-broker \
 #     target/release/mqtt-broker -- fan-out -s 10 -q 0 -r 50000 -d 6s
+#
+# MEASURE=instructions counts instructions instead (valgrind's callgrind, apt-get install
+# valgrind): the broker runs about 50x slower, so use rates it keeps up with there (e.g.
+# fan-in -p 10 -r 500), but the count barely moves between runs and includes no time
+# spent waiting for the CPU. Counters are zeroed once the broker listens and dumped when
+# the scenario ends; KEEP=DIR keeps the dumps for callgrind_annotate.
 set -euo pipefail
 rounds=${1:-3}
 shift
@@ -26,6 +32,15 @@ shift
 scenario=("$@")
 bench=${BENCH:-target/release/mqtt-bench}
 [ -x "$bench" ] || { echo "no $bench: see the build command at the top" >&2; exit 2; }
+measure=${MEASURE:-cpu}
+launch=()
+case $measure in
+  cpu) unit="CPU us/delivery" ;;
+  instructions)
+    unit="instructions/delivery"
+    launch=(valgrind --tool=callgrind --dump-instr=no) ;;
+  *) echo "MEASURE is cpu or instructions, not $measure" >&2; exit 2 ;;
+esac
 out=$(mktemp -d)
 pid=
 cleanup() {
@@ -43,43 +58,49 @@ for round in $(seq 1 "$rounds"); do
   for k in $(seq 0 $((n - 1))); do
     i=$(( (k + round - 1) % n ))
     spec=${brokers[$i]}
+    [ "$measure" = instructions ] && launch[3]=--callgrind-out-file="$out/callgrind.$round.$i"
     if [ "$spec" = rumqttd ]; then
-      "$bench" serve-rumqttd --v4 127.0.0.1:18830 --v5 127.0.0.1:18831 > "$out/log" 2>&1 &
+      "${launch[@]}" "$bench" serve-rumqttd --v4 127.0.0.1:18830 --v5 127.0.0.1:18831 > "$out/log" 2>&1 &
     else
       read -r -a extra <<< "${spec#*:}"
       [ "$spec" = "${spec%%:*}" ] && extra=()
-      "${spec%%:*}" "${extra[@]}" --listen 127.0.0.1:18830 --metrics-listen 127.0.0.1:19830 \
+      "${launch[@]}" "${spec%%:*}" "${extra[@]}" --listen 127.0.0.1:18830 --metrics-listen 127.0.0.1:19830 \
         --log-format json > "$out/log" 2>&1 &
     fi
     pid=$!
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 600); do
       (exec 3<>/dev/tcp/127.0.0.1/18830) 2>/dev/null && break
       sleep 0.05
     done
+    [ "$measure" = instructions ] && callgrind_control -z "$pid" > /dev/null 2>&1
     before=$(cpu_ticks "$pid")
     "$bench" "${scenario[@]}" --addr 127.0.0.1:18830 --no-progress --json "$out/run.json" \
       > "$out/run.txt" || [ -s "$out/run.json" ] || { cat "$out/run.txt" "$out/log"; exit 1; }
     after=$(cpu_ticks "$pid")
+    cost=$(( (after - before) * 1000000 / $(getconf CLK_TCK) ))
+    if [ "$measure" = instructions ]; then
+      callgrind_control -d "$pid" > /dev/null 2>&1
+      dump=$(ls "$out/callgrind.$round.$i".* | head -n 1)
+      cost=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+      [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$dump" "$KEEP/"
+    fi
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-    python3 - "$out/run.json" "$((after - before))" "$(getconf CLK_TCK)" "$spec" \
-      >> "$out/results" <<'PY'
+    python3 - "$out/run.json" "$cost" "$spec" >> "$out/results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-received = r["received"]
-cpu_us = int(sys.argv[2]) * 1e6 / int(sys.argv[3])
-print(f"{sys.argv[4]}\t{cpu_us / max(received, 1):.4f}\t{r['latency']['p99_us']}")
+print(f"{sys.argv[3]}\t{int(sys.argv[2]) / max(r['received'], 1):.4f}\t{r['latency']['p99_us']}")
 PY
   done
 done
-python3 - "$out/results" <<'PY'
+python3 - "$out/results" "$unit" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     spec, us, p99 = line.rstrip("\n").split("\t")
     rows.setdefault(spec, []).append((float(us), float(p99)))
 print(f"medians over {len(next(iter(rows.values())))} rounds")
-print(f"{'broker':<50} {'CPU us/delivery':>16} {'p99 ms':>8}")
+print(f"{'broker':<50} {sys.argv[2]:>22} {'p99 ms':>8}")
 for spec, r in rows.items():
-    print(f"{spec:<50} {statistics.median(x[0] for x in r):>16.3f} "
+    print(f"{spec:<50} {statistics.median(x[0] for x in r):>22.3f} "
           f"{statistics.median(x[1] for x in r) / 1000:>8.2f}")
 PY

@@ -11,6 +11,8 @@
 # Cases (the standard scenarios of benches/README.md):
 #   fan-in-qos0  10 publishers, unlimited rate, 64 B -> 1 subscriber (throughput)
 #   p2p-qos1     10 pairs x 1000 msg/s, 64 B (latency)
+#   p2p-qos1-max 10 pairs flat out, 64 B (QoS 1 throughput: each publisher keeps its
+#                inflight window full, so the rate is what the acknowledgements allow)
 # Env: BENCH (default target/release/mqtt-bench), NODE1/NODE2 (default 127.0.0.1:1883/1884).
 set -euo pipefail
 rounds=${1:-3}
@@ -25,6 +27,7 @@ trap 'rm -rf "$out"' EXIT
 cases=(
   "fan-in-qos0|fan-in -q 0"
   "p2p-qos1|p2p -q 1 -r 1000"
+  "p2p-qos1-max|p2p -q 1"
 )
 for case in "${cases[@]}"; do
   name=${case%%|*}
