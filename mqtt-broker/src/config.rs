@@ -237,8 +237,15 @@ pub struct ClusterConfig {
     /// broker's routes linger before the cluster notices.
     pub lease_ttl_secs: i64,
     /// Messages queued per peer for forwarding. QoS 0 beyond it is dropped (counted and
-    /// logged); QoS 1/2 publishers wait for room (backpressure).
+    /// logged) once `forward_qos0_wait_ms` has passed; QoS 1/2 publishers wait for room
+    /// (backpressure).
     pub forward_queue: usize,
+    /// Milliseconds a QoS 0 message may wait for room in a full forward queue before it
+    /// is dropped. While it waits, its publisher's connection reads nothing more, so an
+    /// overloaded peer slows its publishers down instead of making this broker read and
+    /// route messages only to drop them (which left a cross-node flood with a third less
+    /// delivered than a paced one). 0: drop at once.
+    pub forward_qos0_wait_ms: u64,
     /// Messages sent to a peer in one Forward call at most.
     pub forward_batch: usize,
     /// Seconds a placement-center call (route or retained update) may take, retries included.
@@ -260,6 +267,7 @@ impl Default for ClusterConfig {
             advertise_mqtt: None,
             lease_ttl_secs: 5,
             forward_queue: 10_000,
+            forward_qos0_wait_ms: 5,
             forward_batch: 1024,
             placement_timeout_secs: 10,
             durability: true,

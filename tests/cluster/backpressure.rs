@@ -1,6 +1,7 @@
 //! A peer broker that stops taking forwarded messages: with its forward queue full, QoS
-//! 1 publishers wait (every message arrives later, in order) and QoS 0 messages are
-//! dropped with a count (received + counted drops = published, never a silent loss).
+//! 1 publishers wait (every message arrives later, in order) and QoS 0 messages wait a
+//! little, then are dropped with a count (received + counted drops = published, never a
+//! silent loss).
 //!
 //! The receiving broker is frozen with SIGSTOP, which stops its forward stream as a slow
 //! or overloaded peer would; it is resumed well inside its lease.
@@ -88,7 +89,11 @@ async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
     );
     assert!(sub.drain().await.is_empty(), "one copy each");
 
-    // QoS 0: what does not fit is dropped and counted.
+    // QoS 0: what does not fit waits `forward_qos0_wait_ms` (default 5), then is
+    // dropped and counted.
+    let waited_qos1 = c
+        .broker_metric(1, "robustmq_cluster_forward_waited_messages_total")
+        .await;
     signal_broker(&c, 2, "STOP");
     for i in 0..200 {
         publisher
@@ -117,6 +122,10 @@ async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
         settled = now;
     }
     signal_broker(&c, 2, "CONT");
+    let waited = c
+        .broker_metric(1, "robustmq_cluster_forward_waited_messages_total")
+        .await;
+    assert!(waited > waited_qos1, "QoS 0 messages waited for room first");
     let received = sub.drain().await.len();
     assert_eq!(
         received as f64 + settled,

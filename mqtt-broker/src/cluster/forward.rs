@@ -61,6 +61,8 @@ pub struct SenderContext {
     pub epoch: Arc<AtomicU64>,
     pub batch: usize,
     pub queue: usize,
+    /// How long a QoS 0 message waits for room in a full queue before it is dropped.
+    pub qos0_wait: Duration,
     pub metrics: ClusterMetrics,
     pub layer: GrpcClientLayer,
 }
@@ -212,8 +214,9 @@ impl Peers {
     }
 
     /// Queues `out` for peer `node` if its queue has room. When it is full, QoS 0 is
-    /// dropped (counted) and QoS 1/2 is handed back, to wait for room in
-    /// [`Peers::send`]. `Ok(false)` when the message will not reach the peer.
+    /// dropped (counted) unless it may wait ([`SenderContext::qos0_wait`]); what may
+    /// wait is handed back, for [`Peers::send`]. `Ok(false)` when the message will not
+    /// reach the peer.
     pub fn try_send(&self, node: u64, out: Outgoing) -> Result<bool, Outgoing> {
         let qos = out.message.qos;
         let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
@@ -223,7 +226,9 @@ impl Peers {
         };
         match peer.tx.try_send(out) {
             Ok(()) => Ok(true),
-            Err(mpsc::error::TrySendError::Full(out)) if qos != QoS::AtMostOnce => {
+            Err(mpsc::error::TrySendError::Full(out))
+                if qos != QoS::AtMostOnce || !self.context.qos0_wait.is_zero() =>
+            {
                 self.context.metrics.forward_waited.inc();
                 Err(out)
             }
@@ -239,8 +244,9 @@ impl Peers {
         }
     }
 
-    /// Queues `out` for peer `node`. QoS 0 is dropped when the queue is full; QoS 1/2
-    /// waits for room. False when the message will not reach the peer.
+    /// Queues `out` for peer `node`. QoS 0 is dropped when the queue is full (after
+    /// waiting up to [`SenderContext::qos0_wait`] for room); QoS 1/2 waits for room.
+    /// False when the message will not reach the peer.
     pub async fn send(&self, node: u64, out: Outgoing) -> bool {
         let qos = out.message.qos;
         let tx = {
@@ -252,14 +258,24 @@ impl Peers {
             return false;
         };
         let sent = if qos == QoS::AtMostOnce {
-            match tx.try_send(out) {
+            let queued = if self.context.qos0_wait.is_zero() {
+                tx.try_send(out).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => true,
+                    mpsc::error::TrySendError::Closed(_) => false,
+                })
+            } else {
+                tx.send_timeout(out, self.context.qos0_wait)
+                    .await
+                    .map_err(|e| matches!(e, mpsc::error::SendTimeoutError::Timeout(_)))
+            };
+            match queued {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(true) => {
                     self.context.metrics.dropped(qos, ForwardDrop::queue_full);
                     tracing::debug!(peer = node, "forward queue full: QoS 0 message dropped");
                     return false;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(false) => false,
             }
         } else {
             tx.send(out).await.is_ok()

@@ -70,7 +70,7 @@ pub struct ClusterMetrics {
     pub forward_received: Counter,
     /// Messages a peer sent again after a broken stream, which were delivered already.
     pub forward_repeated: Counter,
-    /// QoS 1/2 messages that found a peer's forward queue full and waited for room.
+    /// Messages that found a peer's forward queue full and waited for room.
     pub forward_waited: Counter,
     forward_refused: Family<RefuseLabels, Counter>,
     /// Other brokers currently registered.
@@ -141,7 +141,7 @@ impl ClusterMetrics {
         );
         r.register(
             "forward_waited_messages",
-            "QoS 1/2 messages that found a peer broker's forward queue full and waited for room (their publishers wait with them)",
+            "Messages that found a peer broker's forward queue full and waited for room (QoS 1/2 until there is room, QoS 0 up to forward_qos0_wait_ms); their publishers wait with them",
             m.forward_waited.clone(),
         );
         r.register(

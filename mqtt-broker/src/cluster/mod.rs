@@ -124,6 +124,7 @@ impl Cluster {
                 epoch: epoch.clone(),
                 batch: config.forward_batch,
                 queue: config.forward_queue,
+                qos0_wait: Duration::from_millis(config.forward_qos0_wait_ms),
                 metrics: metrics.clone(),
                 layer: GrpcClientLayer::new(grpc),
             },
