@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cluster_tests::{start_cluster_with, unique, Client, TestCluster};
 use local_cluster::Service;
+use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 
 /// Waits until broker `node`'s metric `name` is above zero; panics after `within`.
@@ -55,7 +56,7 @@ async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
     let topic = unique("backpressure");
     let mut sub = Client::connect(c.mqtt(2), &unique("bsub")).await;
     sub.subscribe(&format!("{topic}/+"), QoS::AtLeastOnce).await;
-    let publisher = Client::connect(c.mqtt(1), &unique("bpub")).await;
+    let mut publisher = Client::connect(c.mqtt(1), &unique("bpub")).await;
 
     // QoS 1: nothing is lost, nothing is reordered, and some messages waited.
     signal_broker(&c, 2, "STOP");
@@ -88,6 +89,22 @@ async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
         "every QoS 1 message, in order ({waited} waited)"
     );
     assert!(sub.drain().await.is_empty(), "one copy each");
+    // The PUBACKs, released many at a time by the peer's answers, keep the order of
+    // the PUBLISHes (MQTT-4.6.0-2).
+    let mut acked = Vec::new();
+    while acked.len() < 100 {
+        let pkid = publisher
+            .expect("PUBACK", |p| match p {
+                Packet::PubAck(ack) => Some(ack.pkid),
+                _ => None,
+            })
+            .await;
+        acked.push(pkid);
+    }
+    assert!(
+        acked.windows(2).all(|w| w[0] < w[1]),
+        "PUBACKs in publish order: {acked:?}"
+    );
 
     // QoS 0: what does not fit waits `forward_qos0_wait_ms` (default 5), then is
     // dropped and counted.

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt};
+use futures::FutureExt;
 use mqtt_codec::{ByteString, Disconnect, DisconnectProperties, Packet, ProtocolVersion, QoS};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
@@ -184,6 +185,13 @@ where
                 Some(ack) = self.acks.next(), if !self.acks.is_empty() => {
                     if let Err(close) = self.acknowledge(ack) {
                         return close;
+                    }
+                    // The others that are ready go out in the same write: one peer's
+                    // answer or one journal append often releases many at once.
+                    while let Some(Some(ack)) = self.acks.next().now_or_never() {
+                        if let Err(close) = self.acknowledge(ack) {
+                            return close;
+                        }
                     }
                 }
                 read = tokio::io::AsyncReadExt::read_buf(&mut self.io.reader, &mut self.io.read_buf), if self.acks.len() < MAX_PENDING_ACKS => {
