@@ -195,17 +195,16 @@ impl Broker {
         message: &Arc<Message>,
         scratch: &mut Vec<Target>,
     ) -> Result<Published, Waiting> {
-        let Some(cluster) = &self.cluster else {
+        let remote = self
+            .cluster
+            .as_ref()
+            .map(|cluster| (cluster, cluster.plan(message)))
+            .filter(|(_, plan)| !plan.nodes.is_empty());
+        let Some((cluster, plan)) = remote else {
             return Ok(self
                 .deliver_counted(message, SharedSelection::All, scratch)
                 .into());
         };
-        let plan = cluster.plan(message);
-        if plan.nodes.is_empty() {
-            return Ok(self
-                .deliver_counted(message, SharedSelection::All, scratch)
-                .into());
-        }
         let local = self.deliver_local(
             message,
             SharedSelection::Except(&plan.remote_groups),

@@ -44,6 +44,17 @@ fn signal_broker(c: &TestCluster, node: u64, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// Publishes payloads `0`..`n` to `topic` without waiting for acknowledgements.
+async fn publish_numbered(publisher: &Client, topic: &str, qos: QoS, n: u32) {
+    for i in 0..n {
+        publisher
+            .client
+            .publish(topic, qos, false, i.to_string())
+            .await
+            .expect("PUBLISH queued");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
     // One message per queue and per batch: a stopped peer fills the queue after the
@@ -60,13 +71,7 @@ async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
 
     // QoS 1: nothing is lost, nothing is reordered, and some messages waited.
     signal_broker(&c, 2, "STOP");
-    for i in 0..100 {
-        publisher
-            .client
-            .publish(format!("{topic}/1"), QoS::AtLeastOnce, false, i.to_string())
-            .await
-            .expect("PUBLISH queued");
-    }
+    publish_numbered(&publisher, &format!("{topic}/1"), QoS::AtLeastOnce, 100).await;
     let waited = metric_rises(
         &c,
         1,
@@ -112,13 +117,7 @@ async fn a_full_forward_queue_holds_qos1_back_and_counts_qos0_drops() {
         .broker_metric(1, "robustmq_cluster_forward_waited_messages_total")
         .await;
     signal_broker(&c, 2, "STOP");
-    for i in 0..200 {
-        publisher
-            .client
-            .publish(format!("{topic}/0"), QoS::AtMostOnce, false, i.to_string())
-            .await
-            .expect("PUBLISH queued");
-    }
+    publish_numbered(&publisher, &format!("{topic}/0"), QoS::AtMostOnce, 200).await;
     let dropped = metric_rises(
         &c,
         1,

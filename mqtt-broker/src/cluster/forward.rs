@@ -215,8 +215,8 @@ impl Peers {
 
     /// Queues `out` for peer `node` if its queue has room. When it is full, QoS 0 is
     /// dropped (counted) unless it may wait ([`SenderContext::qos0_wait`]); what may
-    /// wait is handed back, for [`Peers::send`]. `Ok(false)` when the message will not
-    /// reach the peer.
+    /// wait is handed back, for [`Peers::send_when_room`]. `Ok(false)` when the message
+    /// will not reach the peer.
     pub fn try_send(&self, node: u64, out: Outgoing) -> Result<bool, Outgoing> {
         let qos = out.message.qos;
         let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
@@ -233,8 +233,7 @@ impl Peers {
                 Err(out)
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.context.metrics.dropped(qos, ForwardDrop::queue_full);
-                tracing::debug!(peer = node, "forward queue full: QoS 0 message dropped");
+                self.dropped_full(node);
                 Ok(false)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -244,10 +243,10 @@ impl Peers {
         }
     }
 
-    /// Queues `out` for peer `node`. QoS 0 is dropped when the queue is full (after
-    /// waiting up to [`SenderContext::qos0_wait`] for room); QoS 1/2 waits for room.
-    /// False when the message will not reach the peer.
-    pub async fn send(&self, node: u64, out: Outgoing) -> bool {
+    /// Queues a message that [`Peers::try_send`] handed back, once its queue has room:
+    /// QoS 1/2 waits as long as it takes, QoS 0 up to [`SenderContext::qos0_wait`] and
+    /// is then dropped (counted). False when the message will not reach the peer.
+    pub async fn send_when_room(&self, node: u64, out: Outgoing) -> bool {
         let qos = out.message.qos;
         let tx = {
             let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
@@ -258,24 +257,13 @@ impl Peers {
             return false;
         };
         let sent = if qos == QoS::AtMostOnce {
-            let queued = if self.context.qos0_wait.is_zero() {
-                tx.try_send(out).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => true,
-                    mpsc::error::TrySendError::Closed(_) => false,
-                })
-            } else {
-                tx.send_timeout(out, self.context.qos0_wait)
-                    .await
-                    .map_err(|e| matches!(e, mpsc::error::SendTimeoutError::Timeout(_)))
-            };
-            match queued {
+            match tx.send_timeout(out, self.context.qos0_wait).await {
                 Ok(()) => true,
-                Err(true) => {
-                    self.context.metrics.dropped(qos, ForwardDrop::queue_full);
-                    tracing::debug!(peer = node, "forward queue full: QoS 0 message dropped");
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    self.dropped_full(node);
                     return false;
                 }
-                Err(false) => false,
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
             }
         } else {
             tx.send(out).await.is_ok()
@@ -284,6 +272,14 @@ impl Peers {
             self.context.metrics.dropped(qos, ForwardDrop::peer_gone);
         }
         sent
+    }
+
+    /// Counts and logs a QoS 0 message dropped at peer `node`'s full queue.
+    fn dropped_full(&self, node: u64) {
+        self.context
+            .metrics
+            .dropped(QoS::AtMostOnce, ForwardDrop::queue_full);
+        tracing::debug!(peer = node, "forward queue full: QoS 0 message dropped");
     }
 }
 

@@ -390,7 +390,7 @@ impl Cluster {
     /// is room (backpressure: the publisher's acknowledgement waits). False when the
     /// peer left meanwhile.
     pub async fn send_when_room(&self, node: u64, out: Outgoing) -> bool {
-        self.peers.send(node, out).await
+        self.peers.send_when_room(node, out).await
     }
 
     /// Counts a new local subscription in the route table; returns once the route is
