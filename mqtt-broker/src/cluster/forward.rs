@@ -25,6 +25,7 @@ use tower::Layer;
 
 use super::convert;
 use super::metrics::{ClusterMetrics, ForwardDrop};
+use super::wire::{ForwardBatch, ForwardCodec, WireMessage};
 use crate::message::Message;
 use crate::message_trace;
 use crate::router::SharedKey;
@@ -70,7 +71,7 @@ pub struct SenderContext {
 struct Peer {
     epoch: u64,
     addr: String,
-    /// For unary calls other than Forward (session hand-over).
+    /// For unary calls other than the forward stream (session hand-over).
     client: Client,
     tx: mpsc::Sender<Outgoing>,
     task: tokio::task::JoinHandle<()>,
@@ -177,14 +178,18 @@ impl Peers {
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .connect_lazy();
-        let client = BrokerInternalClient::new(self.context.layer.layer(channel))
+        let service = self.context.layer.layer(channel);
+        let client = BrokerInternalClient::new(service.clone())
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let stream_client = tonic::client::Grpc::new(service)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let (tx, rx) = mpsc::channel(self.context.queue);
         let task =
             self.runtime
                 .handle()
-                .spawn(send_loop(id, client.clone(), rx, self.context.clone()));
+                .spawn(send_loop(id, stream_client, rx, self.context.clone()));
         Ok(Peer {
             epoch: member.epoch,
             addr,
@@ -286,6 +291,33 @@ impl Peers {
 /// A traced, measured client of a peer's `BrokerInternal` service.
 pub type Client = BrokerInternalClient<GrpcClientService<Channel>>;
 
+/// The same for the forward stream, which the generated client cannot serve: its
+/// requests are [`ForwardBatch`]es, encoded from the messages without a
+/// `pb::ForwardRequest` in between (the peer decodes them as one).
+type StreamClient = tonic::client::Grpc<GrpcClientService<Channel>>;
+
+/// Opens a forward stream to the peer, sending `requests`.
+async fn forward_stream(
+    client: &mut StreamClient,
+    requests: futures::channel::mpsc::Receiver<ForwardBatch>,
+) -> Result<tonic::Streaming<pb::ForwardResponse>, tonic::Status> {
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unknown(format!("service was not ready: {e}")))?;
+    let mut request = tonic::Request::new(requests);
+    request.extensions_mut().insert(tonic::GrpcMethod::new(
+        "robustmq.broker.v1.BrokerInternal",
+        "ForwardStream",
+    ));
+    let path =
+        http::uri::PathAndQuery::from_static("/robustmq.broker.v1.BrokerInternal/ForwardStream");
+    client
+        .streaming(request, path, ForwardCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// Batches a sender keeps in flight on its stream before it waits for answers.
 const WINDOW: usize = 32;
 
@@ -296,7 +328,7 @@ const WINDOW: usize = 32;
 /// already ([`super::replay`]). QoS 0 ones are counted as dropped.
 async fn send_loop(
     peer: u64,
-    mut client: Client,
+    mut client: StreamClient,
     mut rx: mpsc::Receiver<Outgoing>,
     cx: SenderContext,
 ) {
@@ -310,10 +342,9 @@ async fn send_loop(
     loop {
         let (mut requests, stream) = futures::channel::mpsc::channel(WINDOW);
         let mut pending: VecDeque<(Vec<Outgoing>, Instant)> = VecDeque::new();
-        let broken = match client.forward_stream(stream).await {
+        let broken = match forward_stream(&mut client, stream).await {
             Err(status) => status,
-            Ok(responses) => {
-                let mut responses = responses.into_inner();
+            Ok(mut responses) => {
                 let mut batch = std::mem::take(&mut resend);
                 loop {
                     if !batch.is_empty() {
@@ -393,21 +424,25 @@ async fn send_loop(
 
 impl SenderContext {
     /// The request carrying `batch`, stamped with this node's current epoch.
-    fn request(&self, stream_id: u64, batch: &[Outgoing]) -> pb::ForwardRequest {
+    fn request(&self, stream_id: u64, batch: &[Outgoing]) -> ForwardBatch {
         let now = convert::Clock::now();
-        pb::ForwardRequest {
-            from_node: self.node_id,
-            epoch: self.epoch.load(Ordering::Acquire),
+        let messages = batch
+            .iter()
+            .map(|o| {
+                WireMessage::new(
+                    o.message.clone(),
+                    o.shared.clone(),
+                    o.span.as_ref().and_then(message_trace::traceparent),
+                    o.seq,
+                    now,
+                )
+            })
+            .collect();
+        ForwardBatch::new(
+            self.node_id,
+            self.epoch.load(Ordering::Acquire),
             stream_id,
-            messages: batch
-                .iter()
-                .map(|o| {
-                    let mut m = convert::to_proto(&o.message, &o.shared, now);
-                    m.traceparent = o.span.as_ref().and_then(message_trace::traceparent);
-                    m.seq = o.seq;
-                    m
-                })
-                .collect(),
-        }
+            messages,
+        )
     }
 }

@@ -32,6 +32,7 @@ pub mod retained;
 pub mod routes;
 pub mod service;
 pub mod sessions;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
