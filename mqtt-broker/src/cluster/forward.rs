@@ -305,13 +305,14 @@ async fn forward_stream(
         .ready()
         .await
         .map_err(|e| tonic::Status::unknown(format!("service was not ready: {e}")))?;
+    // The service's name as the generated server knows it, so the two cannot drift.
+    let service = robustmq_proto::broker::broker_internal_server::SERVICE_NAME;
     let mut request = tonic::Request::new(requests);
-    request.extensions_mut().insert(tonic::GrpcMethod::new(
-        "robustmq.broker.v1.BrokerInternal",
-        "ForwardStream",
-    ));
-    let path =
-        http::uri::PathAndQuery::from_static("/robustmq.broker.v1.BrokerInternal/ForwardStream");
+    request
+        .extensions_mut()
+        .insert(tonic::GrpcMethod::new(service, "ForwardStream"));
+    let path = http::uri::PathAndQuery::try_from(format!("/{service}/ForwardStream"))
+        .map_err(|e| tonic::Status::internal(format!("forward stream path: {e}")))?;
     client
         .streaming(request, path, ForwardCodec)
         .await
