@@ -39,12 +39,22 @@ impl Clock {
     }
 }
 
+/// A message's instants as they travel: when it was read (wall clock, Unix nanoseconds)
+/// and the milliseconds it has left, if it expires; `clock` is the sender's.
+pub fn travel_times(message: &Message, clock: Clock) -> (u64, Option<u64>) {
+    let age = clock.instant.saturating_duration_since(message.received_at);
+    let received_unix = clock.unix_nanos.saturating_sub(age.as_nanos() as u64);
+    let expiry_remaining_ms = message
+        .properties
+        .expires_at
+        .map(|at| at.saturating_duration_since(clock.instant).as_millis() as u64);
+    (received_unix, expiry_remaining_ms)
+}
+
 /// A message as forwarded (or stored), `clock` being the sender's.
 pub fn to_proto(message: &Message, shared: &[SharedKey], clock: Clock) -> pb::ForwardedMessage {
-    let now = clock.instant;
     let p = &message.properties;
-    let age = now.saturating_duration_since(message.received_at);
-    let received_unix = clock.unix_nanos.saturating_sub(age.as_nanos() as u64);
+    let (received_unix, expiry_remaining_ms) = travel_times(message, clock);
     pb::ForwardedMessage {
         // Topic and publisher share the message's buffers: no copy.
         topic: message.topic.as_bytes().clone(),
@@ -53,9 +63,7 @@ pub fn to_proto(message: &Message, shared: &[SharedKey], clock: Clock) -> pb::Fo
         retain: message.retain,
         publisher: message.publisher.as_bytes().clone(),
         payload_format_indicator: p.payload_format_indicator.map(u32::from),
-        expiry_remaining_ms: p
-            .expires_at
-            .map(|at| at.saturating_duration_since(now).as_millis() as u64),
+        expiry_remaining_ms,
         content_type: p.content_type.as_ref().map(|s| s.to_string()),
         response_topic: p.response_topic.as_ref().map(|s| s.to_string()),
         correlation_data: p.correlation_data.clone(),

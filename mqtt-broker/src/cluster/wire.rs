@@ -19,7 +19,7 @@ use robustmq_proto::broker as pb;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic_prost::ProstDecoder;
 
-use super::convert::Clock;
+use super::convert::{self, Clock};
 use crate::message::Message;
 use crate::router::SharedKey;
 
@@ -88,12 +88,7 @@ impl WireMessage {
         seq: u64,
         clock: Clock,
     ) -> Self {
-        let age = clock.instant.saturating_duration_since(message.received_at);
-        let received_unix_nanos = clock.unix_nanos.saturating_sub(age.as_nanos() as u64);
-        let expiry_remaining_ms = message
-            .properties
-            .expires_at
-            .map(|at| at.saturating_duration_since(clock.instant).as_millis() as u64);
+        let (received_unix_nanos, expiry_remaining_ms) = convert::travel_times(&message, clock);
         let mut wire = Self {
             message,
             shared,
@@ -334,7 +329,6 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
-    use crate::cluster::convert;
     use crate::message::MessageProperties;
 
     fn message(properties: MessageProperties, qos: QoS, retain: bool) -> Arc<Message> {
