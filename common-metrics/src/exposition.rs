@@ -15,6 +15,8 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
+use crate::histogram::ExemplarWriter;
+
 /// Content type of an OpenMetrics 1.0 text response.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -69,12 +71,20 @@ impl Format {
 }
 
 /// Encodes `registry` in `format`.
+///
+/// OpenMetrics text carries the exemplars of [`LatencyHistogram`]s, which only this
+/// function's writer adds (see [`ExemplarWriter`]); Prometheus text has none.
+///
+/// [`LatencyHistogram`]: crate::LatencyHistogram
 pub fn encode_registry(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
-    let mut text = String::with_capacity(16 * 1024);
-    encode(&mut text, registry)?;
+    const CAPACITY: usize = 16 * 1024;
     Ok(match format {
-        Format::OpenMetrics => text,
-        Format::Prometheus => openmetrics_to_prometheus(&text),
+        Format::OpenMetrics => ExemplarWriter::encode(CAPACITY, |writer| encode(writer, registry))?,
+        Format::Prometheus => {
+            let mut text = String::with_capacity(CAPACITY);
+            encode(&mut text, registry)?;
+            openmetrics_to_prometheus(&text)
+        }
     })
 }
 

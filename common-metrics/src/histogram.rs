@@ -9,8 +9,29 @@
 //! `tracing-opentelemetry` attaches whenever a span is entered. That is a thread-local
 //! borrow, not a subscriber lookup, so an observation without a span costs little more
 //! than the histogram update itself (see `benches/telemetry.rs`).
+//!
+//! # Why not prometheus-client's `HistogramWithExemplars`
+//!
+//! A broker observes one latency per delivery, from every runtime worker at once, into
+//! the same few histograms. prometheus-client's histograms take a lock per observation
+//! (`HistogramWithExemplars` a write lock and then the histogram's mutex), so the workers
+//! took turns on those locks and their cache lines: with two workers that was most of
+//! telemetry's cost in a fan-out benchmark. Here an observation is two uncontended atomic
+//! adds on the observing thread's own shard (its own cache lines); the shards are summed
+//! only when scraped. Only an observation that carries an exemplar (a sampled trace)
+//! takes a lock.
+//!
+//! prometheus-client gives no way to build an `Exemplar` outside the crate, so the
+//! exemplars are written into the text by [`ExemplarWriter`], the writer
+//! [`crate::exposition::encode_registry`] encodes into: the histogram's `encode` hands its
+//! exemplars to that writer (through a thread-local, for the duration of one
+//! `encode_histogram` call) and the writer appends each to its bucket's line. Encoded by
+//! any other writer, the histogram's counts are complete and its exemplars are left out.
 
-use std::time::{Instant, SystemTime};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{TraceContextExt, TraceId};
 use opentelemetry::Context;
@@ -18,7 +39,6 @@ use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelSetEncoder, LabelValueEncoder,
     MetricEncoder,
 };
-use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
@@ -63,7 +83,35 @@ impl EncodeLabelValue for Hex {
 /// A latency histogram (seconds) with trace exemplars. Cheap to clone: clones share data.
 #[derive(Clone, Debug)]
 pub struct LatencyHistogram {
-    inner: HistogramWithExemplars<TraceLabel>,
+    inner: Arc<Shared>,
+}
+
+/// The data of one histogram: per-shard counters, the bucket bounds and the exemplars.
+#[derive(Debug)]
+struct Shared {
+    /// Finite upper bounds, ascending; the `+Inf` bucket follows the last.
+    bounds: Box<[f64]>,
+    /// `shards × lines_per_shard` cache lines. A shard's slots are its bucket counts
+    /// (`bounds.len() + 1`, not cumulative) followed by the bit pattern of its `f64` sum.
+    lines: Box<[Line]>,
+    lines_per_shard: usize,
+    /// The latest exemplar of each bucket (`+Inf` included).
+    exemplars: Mutex<Box<[Option<StoredExemplar>]>>,
+}
+
+/// One cache line of counters (128 bytes: two 64-byte lines, as the adjacent-line
+/// prefetcher of x86 pulls them in pairs), so two shards never share a line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Line([AtomicU64; SLOTS_PER_LINE]);
+
+const SLOTS_PER_LINE: usize = 16;
+
+#[derive(Clone, Copy, Debug)]
+struct StoredExemplar {
+    trace: TraceLabel,
+    value: f64,
+    time: SystemTime,
 }
 
 impl LatencyHistogram {
@@ -72,26 +120,38 @@ impl LatencyHistogram {
         Self::with_buckets(latency_buckets())
     }
 
-    /// A histogram with custom bucket bounds, in seconds.
+    /// A histogram with custom bucket bounds, in seconds. Non-finite bounds are dropped
+    /// (`+Inf` is always there) and the rest sorted.
     pub fn with_buckets(buckets: impl Iterator<Item = f64>) -> Self {
+        let mut bounds: Vec<f64> = buckets.filter(|b| b.is_finite()).collect();
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        // Buckets, `+Inf` and the sum.
+        let slots = bounds.len() + 2;
+        let lines_per_shard = slots.div_ceil(SLOTS_PER_LINE);
+        let lines = (0..shard_count() * lines_per_shard)
+            .map(|_| Line::default())
+            .collect();
         LatencyHistogram {
-            inner: HistogramWithExemplars::new(buckets),
+            inner: Arc::new(Shared {
+                exemplars: Mutex::new(vec![None; bounds.len() + 1].into_boxed_slice()),
+                bounds: bounds.into_boxed_slice(),
+                lines,
+                lines_per_shard,
+            }),
         }
     }
 
     /// Records `seconds`, with the current sampled trace (if any) as exemplar.
     pub fn observe(&self, seconds: f64) {
         let exemplar = current_trace_exemplar();
-        // Exemplar timestamps let Prometheus tell a new exemplar from the one it scraped
-        // last time; the clock is read only when an exemplar is attached.
-        let time = exemplar.is_some().then(SystemTime::now);
-        self.inner.observe(seconds, exemplar, time);
+        self.record(seconds, exemplar);
     }
 
     /// Records `seconds` with no exemplar: for a measurement known to belong to no trace
     /// (an untraced message), without looking up the current context.
     pub fn observe_untraced(&self, seconds: f64) {
-        self.inner.observe(seconds, None, None);
+        self.record(seconds, None);
     }
 
     /// Records the time elapsed since `start`.
@@ -102,10 +162,93 @@ impl LatencyHistogram {
     /// Records `seconds` with the trace of `cx` as exemplar, for work measured outside its
     /// span (e.g. a message's end-to-end latency against its creation context).
     pub fn observe_in(&self, seconds: f64, cx: &Context) {
-        let exemplar = trace_exemplar(cx);
-        let time = exemplar.is_some().then(SystemTime::now);
-        self.inner.observe(seconds, exemplar, time);
+        self.record(seconds, trace_exemplar(cx));
     }
+
+    fn record(&self, seconds: f64, exemplar: Option<TraceLabel>) {
+        let shared = &*self.inner;
+        // `le` semantics: the first bucket whose bound is >= the value; NaN goes to +Inf.
+        let bucket = if seconds.is_nan() {
+            shared.bounds.len()
+        } else {
+            shared.bounds.partition_point(|bound| *bound < seconds)
+        };
+        let shard = shard_index() % (shared.lines.len() / shared.lines_per_shard);
+        shared.slot(shard, bucket).fetch_add(1, Ordering::Relaxed);
+        let sum = shared.slot(shard, shared.bounds.len() + 1);
+        // The shard is this thread's, so the exchange almost never retries.
+        let _ = sum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+            Some((f64::from_bits(bits) + seconds).to_bits())
+        });
+        if let Some(trace) = exemplar {
+            // Exemplar timestamps let Prometheus tell a new exemplar from the one it
+            // scraped last time; the clock is read only when an exemplar is attached.
+            let stored = StoredExemplar {
+                trace,
+                value: seconds,
+                time: SystemTime::now(),
+            };
+            shared
+                .exemplars
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)[bucket] = Some(stored);
+        }
+    }
+}
+
+impl Shared {
+    fn slot(&self, shard: usize, slot: usize) -> &AtomicU64 {
+        let line = &self.lines[shard * self.lines_per_shard + slot / SLOTS_PER_LINE];
+        &line.0[slot % SLOTS_PER_LINE]
+    }
+
+    fn shards(&self) -> usize {
+        self.lines.len() / self.lines_per_shard
+    }
+
+    /// `(upper bound, count)` per bucket (not cumulative, `+Inf` last), the total count
+    /// and the sum, added up over the shards. The count is the buckets' total, so it
+    /// always equals the `+Inf` bucket a scraper computes.
+    fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let mut buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .map(|bound| (bound, 0))
+            .collect();
+        let mut sum = 0.0;
+        for shard in 0..self.shards() {
+            for (slot, bucket) in buckets.iter_mut().enumerate() {
+                bucket.1 += self.slot(shard, slot).load(Ordering::Relaxed);
+            }
+            sum += f64::from_bits(
+                self.slot(shard, self.bounds.len() + 1)
+                    .load(Ordering::Relaxed),
+            );
+        }
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        (buckets, count, sum)
+    }
+}
+
+/// Shards per histogram: twice the CPUs (threads are spread over the shards by the order
+/// in which they first observe, not by CPU), a power of two, at most 64.
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        (cpus * 2).next_power_of_two().min(64)
+    })
+}
+
+/// This thread's shard number, handed out in turn to threads as they first observe.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|index| *index)
 }
 
 impl Default for LatencyHistogram {
@@ -119,12 +262,123 @@ impl TypedMetric for LatencyHistogram {
 }
 
 impl EncodeMetric for LatencyHistogram {
-    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        self.inner.encode(encoder)
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (buckets, count, sum) = self.inner.snapshot();
+        SPLICE.with_borrow_mut(|splice| {
+            if let Some(splice) = splice.as_mut() {
+                let exemplars = self
+                    .inner
+                    .exemplars
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if exemplars.iter().any(Option::is_some) {
+                    splice.pending = exemplars.iter().map(|e| e.map(|e| e.render())).collect();
+                    splice.bucket = 0;
+                }
+            }
+        });
+        let result = encoder.encode_histogram::<TraceLabel>(sum, count, &buckets, None);
+        SPLICE.with_borrow_mut(|splice| {
+            if let Some(splice) = splice.as_mut() {
+                splice.pending.clear();
+            }
+        });
+        result
     }
 
     fn metric_type(&self) -> MetricType {
         Self::TYPE
+    }
+}
+
+impl StoredExemplar {
+    /// The exemplar as OpenMetrics writes it after a bucket's value:
+    /// ` # {trace_id="…"} <value> <unix seconds>`.
+    fn render(&self) -> String {
+        let time = self
+            .time
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        format!(
+            " # {{trace_id=\"{}\"}} {} {}",
+            self.trace.trace_id, self.value, time
+        )
+    }
+}
+
+/// What [`ExemplarWriter`] splices into the histogram being encoded.
+#[derive(Debug, Default)]
+struct Splice {
+    /// The rendered exemplar of each bucket of the histogram being encoded (empty when
+    /// none is being encoded).
+    pending: Vec<Option<String>>,
+    /// The bucket line the writer is on.
+    bucket: usize,
+}
+
+thread_local! {
+    /// Set while an [`ExemplarWriter`] encodes on this thread.
+    static SPLICE: RefCell<Option<Splice>> = const { RefCell::new(None) };
+}
+
+/// A `fmt::Write` that adds each [`LatencyHistogram`]'s exemplars to its bucket lines
+/// while a registry is encoded into it (see the module documentation).
+#[derive(Debug)]
+pub struct ExemplarWriter {
+    out: String,
+    /// Where the line being written starts in `out`.
+    line_start: usize,
+}
+
+impl ExemplarWriter {
+    /// Runs `encode` with a writer that splices exemplars, and returns the text.
+    pub fn encode(
+        capacity: usize,
+        encode: impl FnOnce(&mut ExemplarWriter) -> std::fmt::Result,
+    ) -> Result<String, std::fmt::Error> {
+        let mut writer = ExemplarWriter {
+            out: String::with_capacity(capacity),
+            line_start: 0,
+        };
+        let outer = SPLICE.replace(Some(Splice::default()));
+        let result = encode(&mut writer);
+        SPLICE.set(outer);
+        result.map(|()| writer.out)
+    }
+
+    /// Ends the current line, first appending the pending exemplar if the line is a
+    /// bucket of the histogram being encoded.
+    fn end_line(&mut self) {
+        let line = &self.out[self.line_start..];
+        let exemplar = SPLICE.with_borrow_mut(|splice| {
+            let splice = splice.as_mut().filter(|s| !s.pending.is_empty())?;
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            if !line[..name_end].ends_with("_bucket") {
+                return None;
+            }
+            let exemplar = splice.pending.get_mut(splice.bucket)?.take();
+            splice.bucket += 1;
+            exemplar
+        });
+        if let Some(exemplar) = exemplar {
+            self.out.push_str(&exemplar);
+        }
+        self.out.push('\n');
+        self.line_start = self.out.len();
+    }
+}
+
+impl std::fmt::Write for ExemplarWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let mut rest = s;
+        while let Some(newline) = rest.find('\n') {
+            self.out.push_str(&rest[..newline]);
+            self.end_line();
+            rest = &rest[newline + 1..];
+        }
+        self.out.push_str(rest);
+        Ok(())
     }
 }
 
@@ -162,6 +416,7 @@ pub fn trace_exemplar(cx: &Context) -> Option<TraceLabel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::{encode_registry, Format};
     use crate::testing::{capture_spans_with, parse_metrics};
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::Sampler;
@@ -172,9 +427,7 @@ mod tests {
     fn encoded(histogram: &LatencyHistogram) -> String {
         let mut registry = Registry::default();
         registry.register("op_latency_seconds", "Latency", histogram.clone());
-        let mut text = String::new();
-        encode(&mut text, &registry).unwrap();
-        text
+        encode_registry(&registry, Format::OpenMetrics).unwrap()
     }
 
     #[test]
@@ -245,6 +498,112 @@ mod tests {
         let histogram = LatencyHistogram::new();
         histogram.observe_in(0.2, &cx);
         assert!(encoded(&histogram).contains("trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\""));
+    }
+
+    #[test]
+    fn observations_from_many_threads_all_count() {
+        let histogram = LatencyHistogram::new();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let histogram = histogram.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        // Half in the 50 µs bucket, half in the 1 s bucket.
+                        histogram.observe_untraced(if i % 2 == 0 { 0.000_01 } else { 1.0 });
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let samples = parse_metrics(&encoded(&histogram));
+        let value = |name: &str, le: Option<&str>| {
+            samples
+                .iter()
+                .find(|s| s.name == name && s.labels.get("le").map(String::as_str) == le)
+                .map(|s| s.value)
+        };
+        assert_eq!(value("op_latency_seconds_count", None), Some(80_000.0));
+        assert_eq!(
+            value("op_latency_seconds_bucket", Some("+Inf")),
+            Some(80_000.0)
+        );
+        assert_eq!(
+            value("op_latency_seconds_bucket", Some("0.00005")),
+            Some(40_000.0)
+        );
+        assert_eq!(
+            value("op_latency_seconds_bucket", Some("0.5")),
+            Some(40_000.0)
+        );
+        assert_eq!(
+            value("op_latency_seconds_bucket", Some("1.0")),
+            Some(80_000.0)
+        );
+        let sum = value("op_latency_seconds_sum", None).unwrap();
+        assert!((sum - 40_000.4).abs() < 1e-6, "{sum}");
+    }
+
+    #[test]
+    fn a_bound_belongs_to_its_own_bucket_and_nan_to_inf() {
+        let histogram = LatencyHistogram::with_buckets([0.1, 0.2].into_iter());
+        histogram.observe_untraced(0.1);
+        histogram.observe_untraced(f64::NAN);
+        histogram.observe_untraced(0.3);
+        let samples = parse_metrics(&encoded(&histogram));
+        let bucket =
+            |le: &str| crate::testing::find(&samples, "op_latency_seconds_bucket", &[("le", le)]);
+        assert_eq!(bucket("0.1"), Some(1.0));
+        assert_eq!(bucket("0.2"), Some(1.0));
+        assert_eq!(bucket("+Inf"), Some(3.0));
+    }
+
+    /// Exemplars land on their own histogram's buckets, not on a neighbour's (here a
+    /// family member without exemplars and prometheus-client's own histogram).
+    #[test]
+    fn exemplars_stay_on_their_own_bucket_lines() {
+        let sc = SpanContext::new(
+            TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
+            SpanId::from(0x00f067aa0ba902b7),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let cx = Context::new().with_remote_span_context(sc);
+        let family = latency_family::<Vec<(&'static str, &'static str)>>();
+        family
+            .get_or_create(&vec![("op", "a")])
+            .observe_untraced(0.2);
+        family
+            .get_or_create(&vec![("op", "b")])
+            .observe_in(2.0, &cx);
+        family
+            .get_or_create(&vec![("op", "c")])
+            .observe_untraced(0.2);
+        let plain = prometheus_client::metrics::histogram::Histogram::new([1.0, 5.0]);
+        plain.observe(2.0);
+        let mut registry = Registry::default();
+        registry.register("before", "Plain", plain.clone());
+        registry.register("op_latency_seconds", "Latency", family);
+        registry.register("after", "Plain", plain);
+        let text = encode_registry(&registry, Format::OpenMetrics).unwrap();
+        let with_exemplar: Vec<&str> = text.lines().filter(|l| l.contains(" # {")).collect();
+        assert_eq!(with_exemplar.len(), 1, "{text}");
+        assert!(
+            with_exemplar[0].starts_with("op_latency_seconds_bucket{le=\"2.5\",op=\"b\"} 1 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 2 "),
+            "{text}"
+        );
+        // Encoded by any other writer: the same counts, no exemplars.
+        let mut plain_text = String::new();
+        encode(&mut plain_text, &registry).unwrap();
+        assert!(!plain_text.contains(" # {"), "{plain_text}");
+        let strip = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(|l| l.split(" # {").next().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(strip(&text), strip(&plain_text));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use common_metrics::exposition::Format;
 use common_metrics::grpc::{
     GrpcClientLayer, GrpcClientMetrics, GrpcServerLayer, GrpcServerMetrics,
 };
@@ -73,10 +74,9 @@ async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
         .await?)
 }
 
+/// What a Prometheus scrape gets (OpenMetrics, with exemplars).
 fn metrics_text(registry: &Registry) -> String {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text
+    common_metrics::exposition::encode_registry(registry, Format::OpenMetrics).unwrap()
 }
 
 fn by_kind(capture: &SpanCapture, kind: SpanKind) -> SpanData {
