@@ -17,6 +17,7 @@ use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
 };
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -82,6 +83,62 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
+/// Observations from two threads at once into one histogram, as two runtime workers
+/// delivering to subscribers of the same topic do: [`LatencyHistogram`] (per-thread
+/// shards) side by side with prometheus-client's `HistogramWithExemplars` (a lock per
+/// observation). Reports the time per observation on each thread.
+fn contended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("histogram/observe_from_2_threads");
+    let ours = LatencyHistogram::new();
+    group.bench_function("latency_histogram", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, || {
+                let ours = ours.clone();
+                move || ours.observe_untraced(black_box(0.0012))
+            })
+        })
+    });
+    let theirs =
+        HistogramWithExemplars::<Vec<(String, String)>>::new(common_metrics::latency_buckets());
+    group.bench_function("prometheus_client_with_exemplars", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, || {
+                let theirs = theirs.clone();
+                move || theirs.observe(black_box(0.0012), None, None)
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Runs `iters` calls of the closure `make()` returns on each of two threads, started
+/// together; the slower thread's time.
+fn on_two_threads<F: FnMut() + Send + 'static>(
+    iters: u64,
+    mut make: impl FnMut() -> F,
+) -> Duration {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let mut observe = make();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let began = std::time::Instant::now();
+                for _ in 0..iters {
+                    observe();
+                }
+                began.elapsed()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("bench thread"))
+        .max()
+        .unwrap_or_default()
+}
+
 fn spans(c: &mut Criterion) {
     let mut group = c.benchmark_group("span/create_enter_close");
     let span_once = || {
@@ -137,6 +194,6 @@ fn logs(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1));
-    targets = metrics, spans, logs
+    targets = metrics, contended, spans, logs
 }
 criterion_main!(benches);
