@@ -20,12 +20,12 @@ use crate::session::{Inflight, Subscription};
 
 /// A QoS 1/2 PUBLISH's acknowledgement, with whether its message became durable.
 pub(crate) struct DurableAck {
-    qos: QoS,
+    pub(super) qos: QoS,
     /// When the PUBLISH was read.
-    read_at: Instant,
-    packet_id: u16,
-    reason: ReasonCode,
-    result: Result<(), LogError>,
+    pub(super) read_at: Instant,
+    pub(super) packet_id: u16,
+    pub(super) reason: ReasonCode,
+    pub(super) result: Result<(), LogError>,
 }
 use crate::sys::SysStats;
 
@@ -171,12 +171,7 @@ where
         if pending.is_empty() && self.acks.is_empty() {
             return self.acknowledge(ack);
         }
-        self.acks.push_back(Box::pin(async move {
-            DurableAck {
-                result: pending.wait().await,
-                ..ack
-            }
-        }));
+        self.acks.push(ack, pending);
         Ok(())
     }
 

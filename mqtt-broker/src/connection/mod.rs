@@ -6,6 +6,7 @@
 //! `inbound.rs`; deliveries are written in `outbound.rs`. Wire packets become domain
 //! types here, so v3/v5 differences stop at this module.
 
+mod acks;
 mod close;
 mod connect;
 mod inbound;
@@ -17,14 +18,11 @@ pub(crate) use connect::{install_transferred, journal_session};
 pub use io::Io;
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{FuturesOrdered, StreamExt};
-use futures::FutureExt;
 use mqtt_codec::{ByteString, Disconnect, DisconnectProperties, Packet, ProtocolVersion, QoS};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
@@ -120,11 +118,8 @@ pub(crate) struct Client<R, W> {
     max_qos: QoS,
     /// Acknowledgements of QoS 1/2 PUBLISHes waiting until the message is durable, in
     /// the order they were received (MQTT 4.6): a PUBACK never overtakes an earlier one.
-    acks: FuturesOrdered<PendingAck>,
+    acks: acks::AckQueue,
 }
-
-/// A PUBACK/PUBREC to send once its message is durable.
-type PendingAck = Pin<Box<dyn Future<Output = inbound::DurableAck> + Send>>;
 
 /// Acknowledgements waiting at most per connection; beyond it the connection stops
 /// reading until the journal catches up.
@@ -182,13 +177,13 @@ where
             // the read pending after a few hundred ready polls.
             tokio::select! {
                 biased;
-                Some(ack) = self.acks.next(), if !self.acks.is_empty() => {
+                ack = std::future::poll_fn(|cx| self.acks.poll_next(cx)), if !self.acks.is_empty() => {
                     if let Err(close) = self.acknowledge(ack) {
                         return close;
                     }
                     // The others that are ready go out in the same write: one peer's
                     // answer or one journal append often releases many at once.
-                    while let Some(Some(ack)) = self.acks.next().now_or_never() {
+                    while let Some(ack) = self.acks.next_ready() {
                         if let Err(close) = self.acknowledge(ack) {
                             return close;
                         }

@@ -22,8 +22,11 @@ pub mod replay;
 mod writer;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common_metrics::LatencyHistogram;
@@ -68,18 +71,32 @@ pub struct DurableId {
 /// Why something could not be made durable.
 pub type LogError = Arc<str>;
 
+/// How long a [`Receipt`] is waited for: longer than one append's own deadline, since
+/// the writer may retry it.
+const RECEIPT_DEADLINE: Duration = Duration::from_secs(APPEND_DEADLINE.as_secs() * 2);
+const RECEIPT_STOPPED: &str = "the session log stopped";
+/// Why a [`Receipt`] that was not answered in time failed.
+pub const RECEIPT_LATE: &str = "the session log did not answer in time";
+
 /// Resolves once a write is in the journal (fsynced on every in-sync replica).
 #[derive(Debug)]
 pub struct Receipt(oneshot::Receiver<Result<(), LogError>>);
 
 impl Receipt {
+    /// A receipt nobody has answered yet, and the sender that answers it.
+    #[cfg(test)]
+    pub fn unanswered() -> (Self, oneshot::Sender<Result<(), LogError>>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(rx), tx)
+    }
+
     /// Waits until the write is durable or failed. Bounded even while the writer is
     /// still creating the shard (the journal unreachable since start-up).
     pub async fn wait(self) -> Result<(), LogError> {
-        match tokio::time::timeout(APPEND_DEADLINE * 2, self.0).await {
+        match tokio::time::timeout(RECEIPT_DEADLINE, self.0).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the session log stopped".into()),
-            Err(_) => Err("the session log did not answer in time".into()),
+            Ok(Err(_)) => Err(RECEIPT_STOPPED.into()),
+            Err(_) => Err(RECEIPT_LATE.into()),
         }
     }
 }
@@ -115,16 +132,42 @@ impl Pending {
         self.journal.is_none() && self.peers.is_empty()
     }
 
-    /// Resolves once everything is durable; `Err` when something could not be.
-    pub async fn wait(self) -> Result<(), LogError> {
-        if let Some(receipt) = self.journal {
-            receipt.wait().await?;
+    /// True while the journal has not answered: only that wait has a deadline
+    /// ([`Pending::JOURNAL_DEADLINE`]); a peer's answer is bounded by the forwarder's
+    /// own retry deadline.
+    pub fn waits_for_journal(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// How long the journal's answer may take, counted from the write: bounded even
+    /// while the writer is still creating the shard (the journal unreachable since
+    /// start-up).
+    pub const JOURNAL_DEADLINE: Duration = RECEIPT_DEADLINE;
+
+    /// Ready once everything is durable, `Err` when something could not be. Registers
+    /// `cx` only with the first part still waiting, so the parts answering one by one
+    /// wake the caller once, when the last one has.
+    pub fn poll_durable(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LogError>> {
+        if let Some(receipt) = &mut self.journal {
+            match Pin::new(&mut receipt.0).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(Ok(()))) => self.journal = None,
+                Poll::Ready(Ok(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(RECEIPT_STOPPED.into())),
+            }
         }
-        for peer in self.peers {
-            peer.await
-                .map_err(|_| LogError::from("a peer broker did not accept the message"))?;
+        while let Some(peer) = self.peers.last_mut() {
+            match Pin::new(peer).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    self.peers.pop();
+                }
+                Poll::Ready(Err(_)) => {
+                    return Poll::Ready(Err("a peer broker did not accept the message".into()))
+                }
+            }
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 }
 
