@@ -95,6 +95,8 @@ struct Shared {
     /// (`bounds.len() + 1`, not cumulative) followed by the bit pattern of its `f64` sum.
     lines: Box<[Line]>,
     lines_per_shard: usize,
+    /// Shards − 1: their number is a power of two, so a thread's shard is a mask away.
+    shard_mask: usize,
     /// The latest exemplar of each bucket (`+Inf` included).
     exemplars: Mutex<Box<[Option<StoredExemplar>]>>,
 }
@@ -129,7 +131,8 @@ impl LatencyHistogram {
         // Buckets, `+Inf` and the sum.
         let slots = bounds.len() + 2;
         let lines_per_shard = slots.div_ceil(SLOTS_PER_LINE);
-        let lines = (0..shard_count() * lines_per_shard)
+        let shards = shard_count();
+        let lines = (0..shards * lines_per_shard)
             .map(|_| Line::default())
             .collect();
         LatencyHistogram {
@@ -138,6 +141,7 @@ impl LatencyHistogram {
                 bounds: bounds.into_boxed_slice(),
                 lines,
                 lines_per_shard,
+                shard_mask: shards - 1,
             }),
         }
     }
@@ -167,19 +171,25 @@ impl LatencyHistogram {
 
     fn record(&self, seconds: f64, exemplar: Option<TraceLabel>) {
         let shared = &*self.inner;
-        // `le` semantics: the first bucket whose bound is >= the value; NaN goes to +Inf.
+        // `le` semantics: the first bucket whose bound is >= the value, i.e. the number
+        // of bounds below it (counted without branches); NaN goes to +Inf.
         let bucket = if seconds.is_nan() {
             shared.bounds.len()
         } else {
-            shared.bounds.partition_point(|bound| *bound < seconds)
+            shared
+                .bounds
+                .iter()
+                .map(|bound| usize::from(*bound < seconds))
+                .sum()
         };
-        let shard = shard_index() % (shared.lines.len() / shared.lines_per_shard);
-        shared.slot(shard, bucket).fetch_add(1, Ordering::Relaxed);
-        let sum = shared.slot(shard, shared.bounds.len() + 1);
+        let shard = shared.shard(shard_index());
+        slot(shard, bucket).fetch_add(1, Ordering::Relaxed);
         // The shard is this thread's, so the exchange almost never retries.
-        let _ = sum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-            Some((f64::from_bits(bits) + seconds).to_bits())
-        });
+        let _ = slot(shard, shared.bounds.len() + 1).fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |bits| Some((f64::from_bits(bits) + seconds).to_bits()),
+        );
         if let Some(trace) = exemplar {
             // Exemplar timestamps let Prometheus tell a new exemplar from the one it
             // scraped last time; the clock is read only when an exemplar is attached.
@@ -197,13 +207,14 @@ impl LatencyHistogram {
 }
 
 impl Shared {
-    fn slot(&self, shard: usize, slot: usize) -> &AtomicU64 {
-        let line = &self.lines[shard * self.lines_per_shard + slot / SLOTS_PER_LINE];
-        &line.0[slot % SLOTS_PER_LINE]
+    /// The cache lines of shard `index` (taken modulo the number of shards).
+    fn shard(&self, index: usize) -> &[Line] {
+        let first = (index & self.shard_mask) * self.lines_per_shard;
+        &self.lines[first..first + self.lines_per_shard]
     }
 
     fn shards(&self) -> usize {
-        self.lines.len() / self.lines_per_shard
+        self.shard_mask + 1
     }
 
     /// `(upper bound, count)` per bucket (not cumulative, `+Inf` last), the total count
@@ -219,17 +230,20 @@ impl Shared {
             .collect();
         let mut sum = 0.0;
         for shard in 0..self.shards() {
-            for (slot, bucket) in buckets.iter_mut().enumerate() {
-                bucket.1 += self.slot(shard, slot).load(Ordering::Relaxed);
+            let shard = self.shard(shard);
+            for (i, bucket) in buckets.iter_mut().enumerate() {
+                bucket.1 += slot(shard, i).load(Ordering::Relaxed);
             }
-            sum += f64::from_bits(
-                self.slot(shard, self.bounds.len() + 1)
-                    .load(Ordering::Relaxed),
-            );
+            sum += f64::from_bits(slot(shard, self.bounds.len() + 1).load(Ordering::Relaxed));
         }
         let count = buckets.iter().map(|(_, n)| n).sum();
         (buckets, count, sum)
     }
+}
+
+/// Counter `index` of a shard's lines.
+fn slot(shard: &[Line], index: usize) -> &AtomicU64 {
+    &shard[index / SLOTS_PER_LINE].0[index % SLOTS_PER_LINE]
 }
 
 /// Shards per histogram: twice the CPUs (threads are spread over the shards by the order
