@@ -37,7 +37,9 @@ pub mod testing;
 
 pub use error::Error;
 pub use filesystem::FilesystemCollector;
-pub use histogram::{latency_buckets, latency_family, LatencyFamily, LatencyHistogram, TraceLabel};
+pub use histogram::{
+    latency_buckets, latency_family, LatencyBatch, LatencyFamily, LatencyHistogram, TraceLabel,
+};
 pub use http::{serve, Readiness};
 pub use identity::{Identity, NodeIdSpec};
 pub use logging::LogFormat;

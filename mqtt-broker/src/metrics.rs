@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common_metrics::{latency_family, LatencyFamily, LatencyHistogram};
+use common_metrics::{latency_family, LatencyBatch, LatencyFamily, LatencyHistogram};
 use mqtt_codec::{PacketKind, ProtocolVersion, QoS};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -371,12 +371,14 @@ impl BrokerMetrics {
             messages_delivered: qos(&self.messages_delivered),
             latency: ["local", "remote"].map(|path| {
                 QOS_LEVELS.map(|q| {
-                    self.message_latency
-                        .get_or_create(&LatencyLabels {
-                            qos: q.as_str(),
-                            path,
-                        })
-                        .clone()
+                    LatencyBatch::new(
+                        self.message_latency
+                            .get_or_create(&LatencyLabels {
+                                qos: q.as_str(),
+                                path,
+                            })
+                            .clone(),
+                    )
                 })
             }),
             ack_latency: [QoS::AtLeastOnce, QoS::ExactlyOnce].map(|q| {
@@ -427,7 +429,7 @@ impl BrokerMetrics {
 }
 
 /// Handles resolved once per connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnectionMetrics {
     /// See [`BrokerMetrics::recording`].
     recording: bool,
@@ -440,8 +442,9 @@ pub struct ConnectionMetrics {
     pub alias_out: Counter,
     messages_received: [Counter; 3],
     messages_delivered: [Counter; 3],
-    /// By path (local, remote) and QoS.
-    latency: [[LatencyHistogram; 3]; 2],
+    /// By path (local, remote) and QoS; untraced deliveries are gathered per batch
+    /// written ([`ConnectionMetrics::deliveries_written`]).
+    latency: [[LatencyBatch; 3]; 2],
     /// QoS 1 and QoS 2.
     ack_latency: [LatencyHistogram; 2],
 }
@@ -484,7 +487,7 @@ impl ConnectionMetrics {
     /// Observes a delivery's latency since the PUBLISH was read; a traced delivery
     /// (`trace`: its span) is the exemplar that links the latency to its trace.
     pub fn delivery_latency(
-        &self,
+        &mut self,
         qos: QoS,
         remote: bool,
         latency_secs: f64,
@@ -493,12 +496,20 @@ impl ConnectionMetrics {
         if !self.recording {
             return;
         }
-        let histogram = &self.latency[usize::from(remote)][qos as usize];
+        let batch = &mut self.latency[usize::from(remote)][qos as usize];
         match trace {
-            Some(cx) => histogram.observe_in(latency_secs, cx),
+            Some(cx) => batch.histogram().observe_in(latency_secs, cx),
             // The message's own trace is the only right exemplar; whatever span is
             // current here is not it.
-            None => histogram.observe_untraced(latency_secs),
+            None => batch.observe(latency_secs),
+        }
+    }
+
+    /// Adds the latencies gathered since the last call to the histograms: once per
+    /// batch of deliveries written, so the per-delivery cost stays off shared state.
+    pub fn deliveries_written(&mut self) {
+        for batch in self.latency.iter_mut().flatten() {
+            batch.flush();
         }
     }
 }

@@ -28,14 +28,18 @@ where
         let more = self.drain_queue();
         // Counted once per batch: a shared counter per message costs a contended atomic
         // add per delivery.
+        let written = std::mem::take(&mut self.written);
         for (qos, n) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
             .into_iter()
-            .zip(std::mem::take(&mut self.written))
+            .zip(written)
         {
             if n > 0 {
                 self.metrics.messages_delivered(qos, n);
                 SysStats::add(&self.broker.stats.messages_sent, n);
             }
+        }
+        if written.iter().any(|n| *n > 0) {
+            self.metrics.deliveries_written();
         }
         more
     }
