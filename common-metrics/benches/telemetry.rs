@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use common_metrics::logging::{log_layer, LogFormat};
-use common_metrics::{latency_family, LatencyHistogram};
+use common_metrics::{latency_family, LatencyBatch, LatencyHistogram};
 use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
@@ -53,6 +53,18 @@ fn metrics(c: &mut Criterion) {
     let histogram = LatencyHistogram::new();
     c.bench_function("histogram/observe/no_span", |b| {
         b.iter(|| histogram.observe(black_box(0.0012)))
+    });
+
+    let mut batch = LatencyBatch::new(histogram.clone());
+    c.bench_function("histogram/batch_observe_flush_every_16", |b| {
+        let mut n = 0u32;
+        b.iter(|| {
+            batch.observe(black_box(0.0012));
+            n += 1;
+            if n.is_multiple_of(16) {
+                batch.flush();
+            }
+        })
     });
 
     let family = latency_family::<Vec<(&'static str, &'static str)>>();

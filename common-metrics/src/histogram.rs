@@ -193,16 +193,15 @@ impl LatencyHistogram {
 
 impl Shared {
     /// The bucket of `seconds`: with `le` semantics the first whose bound is >= the
-    /// value, i.e. the number of bounds below it (counted without branches, which is
-    /// faster than a binary search over so few); NaN goes to `+Inf`.
+    /// value; NaN goes to `+Inf`. A scan from the smallest bound: latencies sit in the
+    /// first few buckets and neighbouring observations in the same one, so it stops
+    /// early on a well-predicted branch (a binary search over so few bounds was twice
+    /// as slow, and counting every bound below the value slower too).
     fn bucket(&self, seconds: f64) -> usize {
-        if seconds.is_nan() {
-            return self.bounds.len();
-        }
         self.bounds
             .iter()
-            .map(|bound| usize::from(*bound < seconds))
-            .sum()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(self.bounds.len())
     }
 
     /// Adds `seconds` to the sum of `shard`. The shard is the calling thread's, so the
