@@ -30,7 +30,9 @@ pub(super) struct AckQueue {
 struct Waiting {
     ack: DurableAck,
     pending: Pending,
-    since: Instant,
+    /// When the journal wait started; a wait for peers alone has no deadline here, and
+    /// reads no clock.
+    since: Option<Instant>,
 }
 
 impl AckQueue {
@@ -44,10 +46,11 @@ impl AckQueue {
 
     /// Queues `ack` to be sent once `pending` is done.
     pub fn push(&mut self, ack: DurableAck, pending: Pending) {
+        let since = pending.waits_for_journal().then(Instant::now);
         self.waiting.push_back(Waiting {
             ack,
             pending,
-            since: Instant::now(),
+            since,
         });
     }
 
@@ -59,7 +62,8 @@ impl AckQueue {
         let result = match oldest.pending.poll_durable(cx) {
             Poll::Ready(result) => result,
             Poll::Pending if oldest.pending.waits_for_journal() => {
-                let deadline = oldest.since + Pending::JOURNAL_DEADLINE;
+                let since = oldest.since.expect("set for a journal wait");
+                let deadline = since + Pending::JOURNAL_DEADLINE;
                 let timer = self
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -153,9 +157,7 @@ mod tests {
         queue.waiting.push_back(Waiting {
             ack: ack(4),
             pending: Pending::journal(Some(receipt)),
-            since: Instant::now()
-                .checked_sub(Pending::JOURNAL_DEADLINE)
-                .expect("the clock started long ago"),
+            since: Instant::now().checked_sub(Pending::JOURNAL_DEADLINE),
         });
         assert!(poll(&mut queue).is_pending(), "the oldest still has time");
         queue.waiting.pop_front();
