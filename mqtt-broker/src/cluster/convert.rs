@@ -115,10 +115,13 @@ pub fn from_proto(
         .and_then(QoS::from_u8)
         .ok_or(DecodeError::BadQos(m.qos))?;
     let bad_topic = |raw: &[u8]| DecodeError::BadTopic(String::from_utf8_lossy(raw).into_owned());
-    let topic = ByteString::try_from(m.topic.clone()).map_err(|_| bad_topic(&m.topic))?;
-    if mqtt_codec::topic::validate_topic_name(&topic).is_err() {
-        return Err(bad_topic(&m.topic));
+    // Checked before it is converted, which then cannot fail: converting a clone would
+    // take (and release) another count on the buffer the topic shares.
+    match std::str::from_utf8(&m.topic) {
+        Ok(name) if mqtt_codec::topic::validate_topic_name(name).is_ok() => {}
+        _ => return Err(bad_topic(&m.topic)),
     }
+    let topic = ByteString::try_from(m.topic).map_err(|e| DecodeError::BadTopic(e.to_string()))?;
     let publisher = ByteString::try_from(m.publisher).map_err(|_| DecodeError::BadPublisher)?;
     let received_at = received_instant(m.received_unix_nanos, clock);
     let shared = m

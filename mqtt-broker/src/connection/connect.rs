@@ -348,6 +348,7 @@ where
         alias_out: HashMap::new(),
         metrics,
         scratch: Vec::new(),
+        outbox: Vec::new(),
         written: [0; 3],
         resend: Default::default(),
         max_qos,

@@ -113,6 +113,9 @@ pub(crate) struct Client<R, W> {
     metrics: ConnectionMetrics,
     /// Reused by every publish to collect routing targets without allocating.
     scratch: Vec<Target>,
+    /// Reused to hold QoS 0 deliveries taken off the session queue while they are
+    /// written (`outbound.rs`); allocated on the first.
+    outbox: Vec<crate::message::Delivery>,
     /// PUBLISH packets written (by QoS) since the delivery counters were last updated.
     written: [u64; 3],
     max_qos: QoS,

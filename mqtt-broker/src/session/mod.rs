@@ -185,6 +185,11 @@ impl Session {
 
     /// Offers a delivery to the session. QoS 0 is dropped for an offline session
     /// unless configured otherwise; a full queue drops the new delivery.
+    ///
+    /// The owning connection is woken only when the queue was empty: it drains the queue
+    /// until it is empty, its write buffer is full or the in-flight window is, and in the
+    /// last two cases it comes back to the queue without being woken (at once, or when
+    /// an acknowledgement opens the window).
     pub fn enqueue(&self, delivery: Delivery, limits: QueueLimits) -> Enqueued {
         {
             let mut state = self.lock();
@@ -201,6 +206,9 @@ impl Session {
                 return Enqueued::DroppedQueueFull;
             }
             state.queue.push_back(delivery);
+            if state.queue.len() > 1 {
+                return Enqueued::Queued;
+            }
         }
         self.wake.notify_one();
         Enqueued::Queued
@@ -261,6 +269,27 @@ mod tests {
             Enqueued::DroppedQueueFull
         );
         assert_eq!(s.lock().queue.len(), 2);
+    }
+
+    #[test]
+    fn the_connection_is_woken_when_its_queue_stops_being_empty() {
+        use futures::FutureExt;
+        let limits = QueueLimits {
+            max_queued: 10,
+            queue_qos0_offline: true,
+        };
+        let woken = |s: &Session| s.wake.notified().now_or_never().is_some();
+        let s = Session::new("c".into());
+        s.enqueue(delivery(QoS::AtMostOnce), limits);
+        assert!(woken(&s), "the first delivery wakes the connection");
+        s.enqueue(delivery(QoS::AtMostOnce), limits);
+        assert!(
+            !woken(&s),
+            "a queue that was not empty is being drained already"
+        );
+        s.lock().queue.clear();
+        s.enqueue(delivery(QoS::AtLeastOnce), limits);
+        assert!(woken(&s), "emptied, then a delivery: woken again");
     }
 
     #[test]

@@ -9,6 +9,54 @@ use rumqttc::QoS as Q4;
 
 use crate::harness::*;
 
+/// A subscriber that reads nothing for a while gets every message afterwards, QoS 0 and
+/// QoS 1 in the order they were published: several megabytes back up in its queue, so
+/// the broker writes them in runs that stop at its write buffer's high-water mark and
+/// puts the rest back.
+#[tokio::test]
+async fn a_backed_up_subscriber_gets_mixed_qos_in_publish_order() {
+    const MESSAGES: u16 = 3000;
+    let b = TestBroker::with(|c| c.limits.max_queued_messages = 100_000).await;
+    let mut sub = Raw::connected(b.tcp(), ProtocolVersion::V5, "slow-sub").await;
+    sub.subscribe("order/#", qos_opts(QoS::AtLeastOnce), None)
+        .await;
+    let mut publisher = Raw::connected(b.tcp(), ProtocolVersion::V5, "fast-pub").await;
+    for i in 0..MESSAGES {
+        let qos1 = i % 10 == 0;
+        let mut payload = vec![0u8; 4096];
+        payload[..2].copy_from_slice(&i.to_be_bytes());
+        publisher
+            .send(Packet::Publish(mqtt_codec::Publish {
+                dup: false,
+                qos: if qos1 {
+                    QoS::AtLeastOnce
+                } else {
+                    QoS::AtMostOnce
+                },
+                retain: false,
+                topic: "order/x".into(),
+                packet_id: qos1.then_some(i / 10 + 1),
+                payload: payload.into(),
+                properties: Default::default(),
+            }))
+            .await;
+    }
+    for expected in 0..MESSAGES {
+        let p = sub.publish().await;
+        let got = u16::from_be_bytes([p.payload[0], p.payload[1]]);
+        assert_eq!(got, expected, "publish order");
+        assert_eq!(
+            p.qos == QoS::AtLeastOnce,
+            expected % 10 == 0,
+            "QoS of {got}"
+        );
+        if let Some(id) = p.packet_id {
+            sub.send(Packet::PubAck(PubResponse::new(id))).await;
+        }
+    }
+    sub.nothing().await;
+}
+
 #[tokio::test]
 async fn v311_round_trip_at_every_qos_then_unsubscribe() {
     let b = TestBroker::start().await;
