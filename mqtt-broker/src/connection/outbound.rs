@@ -121,11 +121,7 @@ where
             };
             // A traced delivery's span ends here, once it is written (or dropped).
             let span = delivery.span.take();
-            if delivery.message.is_expired(now) {
-                self.broker
-                    .metrics
-                    .dropped(delivery.qos, DropReason::expired);
-                self.delivered(delivery.durable);
+            if self.dropped_expired(&delivery, now) {
                 continue;
             }
             let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -149,6 +145,19 @@ where
         }
     }
 
+    /// True when `delivery` expired before it could be written: it is counted as
+    /// dropped and is done with.
+    fn dropped_expired(&self, delivery: &Delivery, now: Instant) -> bool {
+        if !delivery.message.is_expired(now) {
+            return false;
+        }
+        self.broker
+            .metrics
+            .dropped(delivery.qos, DropReason::expired);
+        self.delivered(delivery.durable);
+        true
+    }
+
     /// Writes QoS 0 deliveries from the front of `run` until the write buffer reaches its
     /// high-water mark; those written (or dropped) leave `run`.
     fn write_qos0(&mut self, run: &mut Vec<Delivery>, now: Instant) {
@@ -159,11 +168,7 @@ where
             }
             done += 1;
             let span = delivery.span.take();
-            if delivery.message.is_expired(now) {
-                self.broker
-                    .metrics
-                    .dropped(delivery.qos, DropReason::expired);
-                self.delivered(delivery.durable);
+            if self.dropped_expired(delivery, now) {
                 continue;
             }
             if !self.write_publish(delivery, None, false, now, span.as_deref()) {
