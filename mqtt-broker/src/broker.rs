@@ -15,6 +15,7 @@ use crate::cluster::durable::{Pending, Receipt, SessionLog};
 use crate::cluster::forward::Outgoing;
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
+use crate::fanout::Fanout;
 use crate::message::{Delivery, Message, Will};
 use crate::message_trace::MessageTracer;
 use crate::metrics::{BrokerMetrics, DropReason};
@@ -132,13 +133,14 @@ impl Broker {
     /// Publishes a message from a client (or a will): stores it if it is retained, queues
     /// it for every matching local session and, in a cluster, forwards it once to each
     /// peer with matching subscribers. QoS 1/2 waits here for room in a peer's forward
-    /// queue (backpressure). `scratch` is reused across calls to avoid an allocation per
-    /// message. Returns the number of local sessions and peers it went to, and what the
+    /// queue (backpressure). `fanout` is reused across calls to avoid an allocation per
+    /// message, and holds the wake-ups of the sessions it queued for (see
+    /// [`crate::fanout`]). Returns the number of local sessions and peers it went to, and what the
     /// publisher's acknowledgement must wait for (with durability on).
-    pub async fn publish(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> Published {
-        match self.publish_now(&message, scratch) {
+    pub async fn publish(&self, message: Arc<Message>, fanout: &mut Fanout) -> Published {
+        match self.publish_now(&message, fanout) {
             Ok(published) => published,
-            Err(rest) => self.publish_rest(message, rest, scratch).await,
+            Err(rest) => self.publish_rest(message, rest, fanout).await,
         }
     }
 
@@ -148,13 +150,12 @@ impl Broker {
     pub fn publish_now(
         &self,
         message: &Arc<Message>,
-        scratch: &mut Vec<Target>,
+        fanout: &mut Fanout,
     ) -> Result<Published, Unfinished> {
         if message.retain {
             return Err(Unfinished::Retain);
         }
-        self.route_now(message, scratch)
-            .map_err(Unfinished::Waiting)
+        self.route_now(message, fanout).map_err(Unfinished::Waiting)
     }
 
     /// Finishes a publish that [`Broker::publish_now`] could not.
@@ -162,13 +163,17 @@ impl Broker {
         &self,
         message: Arc<Message>,
         rest: Unfinished,
-        scratch: &mut Vec<Target>,
+        fanout: &mut Fanout,
     ) -> Published {
+        // About to wait: the subscribers of the messages routed so far wait for nothing.
+        fanout.wake();
         let waiting = match rest {
             Unfinished::Waiting(waiting) => waiting,
             Unfinished::Retain => {
                 self.store_retained(&message).await;
-                match self.route_now(&message, scratch) {
+                let routed = self.route_now(&message, fanout);
+                fanout.wake();
+                match routed {
                     Ok(published) => return published,
                     Err(waiting) => waiting,
                 }
@@ -190,11 +195,7 @@ impl Broker {
     /// Delivers `message` to the local sessions and queues it for the peers that want
     /// it, without waiting: a QoS 1/2 message that meets a full forward queue is
     /// returned, delivered and queued everywhere else, to wait for room.
-    fn route_now(
-        &self,
-        message: &Arc<Message>,
-        scratch: &mut Vec<Target>,
-    ) -> Result<Published, Waiting> {
+    fn route_now(&self, message: &Arc<Message>, fanout: &mut Fanout) -> Result<Published, Waiting> {
         let remote = self
             .cluster
             .as_ref()
@@ -202,13 +203,13 @@ impl Broker {
             .filter(|(_, plan)| !plan.nodes.is_empty());
         let Some((cluster, plan)) = remote else {
             return Ok(self
-                .deliver_counted(message, SharedSelection::All, scratch)
+                .deliver_counted(message, SharedSelection::All, fanout)
                 .into());
         };
         let local = self.deliver_local(
             message,
             SharedSelection::Except(&plan.remote_groups),
-            scratch,
+            fanout,
         );
         let mut published = Published::from(local);
         let full = cluster.forward(message, plan, &self.tracer, &mut published);
@@ -244,15 +245,15 @@ impl Broker {
         &self,
         message: &Arc<Message>,
         shared: SharedSelection<'_>,
-        scratch: &mut Vec<Target>,
+        fanout: &mut Fanout,
     ) -> Delivered {
-        self.router.route(message, shared, scratch);
+        self.router.route(message, shared, &mut fanout.targets);
         // Broker-originated messages ($SYS) with no audience are not drops.
-        if scratch.is_empty() && !message.publisher.is_empty() {
+        if fanout.targets.is_empty() && !message.publisher.is_empty() {
             self.metrics
                 .dropped(message.qos, DropReason::no_subscribers);
         }
-        self.enqueue_targets(message, scratch)
+        self.enqueue_targets(message, fanout)
     }
 
     /// Queues a message for the matching sessions of this node only, serving the shared
@@ -262,16 +263,30 @@ impl Broker {
         &self,
         message: &Arc<Message>,
         shared: SharedSelection<'_>,
-        scratch: &mut Vec<Target>,
+        fanout: &mut Fanout,
     ) -> Delivered {
-        self.router.route(message, shared, scratch);
-        self.enqueue_targets(message, scratch)
+        self.router.route(message, shared, &mut fanout.targets);
+        self.enqueue_targets(message, fanout)
     }
 
     /// Queues `message` for the routed `targets` (drained). QoS 1/2 deliveries to
     /// journaled (persistent) sessions are written to the session log first, so that an
     /// acknowledgement can never be written before the record it acknowledges.
-    fn enqueue_targets(&self, message: &Arc<Message>, targets: &mut Vec<Target>) -> Delivered {
+    fn enqueue_targets(&self, message: &Arc<Message>, fanout: &mut Fanout) -> Delivered {
+        let mut targets = std::mem::take(&mut fanout.targets);
+        let delivered = self.enqueue_each(message, &mut targets, fanout);
+        // Back for the next message, with its capacity.
+        fanout.targets = targets;
+        fanout.routed();
+        delivered
+    }
+
+    fn enqueue_each(
+        &self,
+        message: &Arc<Message>,
+        targets: &mut Vec<Target>,
+        fanout: &mut Fanout,
+    ) -> Delivered {
         let limits = self.queue_limits();
         let log = self
             .session_log()
@@ -324,9 +339,12 @@ impl Broker {
                 durable,
                 replay: false,
             };
-            let enqueued = target.session.enqueue(delivery, limits);
+            let (enqueued, wake) = target.session.push(delivery, limits);
             if enqueued == Enqueued::Queued {
                 queued += 1;
+                if wake {
+                    fanout.hold(target.session);
+                }
                 continue;
             }
             if let (Some(log), Some(id)) = (log, durable) {
@@ -346,12 +364,12 @@ impl Broker {
     }
 
     /// Publishes a broker-originated message (`$SYS`) to this node's subscribers only.
-    pub fn publish_local(&self, message: Arc<Message>, scratch: &mut Vec<Target>) -> usize {
+    pub fn publish_local(&self, message: Arc<Message>, fanout: &mut Fanout) -> usize {
         if message.retain {
             self.retained.retain(message.clone());
             self.metrics.retained.set(self.retained.len() as i64);
         }
-        self.deliver_local(&message, SharedSelection::All, scratch)
+        self.deliver_local(&message, SharedSelection::All, fanout)
             .queued
     }
 
@@ -486,8 +504,9 @@ impl Broker {
             .expiry_interval
             .map(|secs| message.received_at + Duration::from_secs(u64::from(secs)));
         self.metrics.will_published.inc();
-        let mut scratch = Vec::new();
-        let published = self.publish(Arc::new(message), &mut scratch).await;
+        let mut fanout = Fanout::default();
+        let published = self.publish(Arc::new(message), &mut fanout).await;
+        fanout.wake();
         // Nobody acknowledges a will; a failure to make it durable is logged where it
         // happened.
         drop(published);

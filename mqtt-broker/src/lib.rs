@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fanout;
 pub mod listener;
 pub mod message;
 pub mod message_trace;

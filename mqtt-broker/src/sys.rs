@@ -71,7 +71,7 @@ pub fn publish_once(broker: &Broker) {
         ("subscriptions/count", broker.router.len().to_string()),
         ("retained messages/count", broker.retained.len().to_string()),
     ];
-    let mut scratch = Vec::new();
+    let mut fanout = crate::fanout::Fanout::default();
     for (topic, value) in values {
         let message = Message {
             topic: format!("$SYS/broker/{topic}").into(),
@@ -84,6 +84,7 @@ pub fn publish_once(broker: &Broker) {
             remote: false,
             trace: None,
         };
-        broker.publish_local(Arc::new(message), &mut scratch);
+        broker.publish_local(Arc::new(message), &mut fanout);
+        fanout.wake();
     }
 }

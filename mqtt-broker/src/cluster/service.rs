@@ -20,6 +20,7 @@ use super::metrics::RefuseReason;
 use super::Cluster;
 use super::{convert, sessions};
 use crate::broker::Broker;
+use crate::fanout::Fanout;
 use crate::router::SharedSelection;
 
 /// Responses a forward stream buffers before it stops reading batches (backpressure).
@@ -100,7 +101,7 @@ impl BrokerInternalService {
             }
         }
         metrics.forward_received.inc_by(messages.len() as u64);
-        let mut scratch = Vec::new();
+        let mut fanout = Fanout::default();
         let mut delivered = 0;
         let mut receipts = Vec::new();
         let repeated = cluster.delivered.deliver_new(
@@ -118,12 +119,13 @@ impl BrokerInternalService {
                 let local = self.broker.deliver_local(
                     &message,
                     SharedSelection::Only(&shared),
-                    &mut scratch,
+                    &mut fanout,
                 );
                 delivered += u32::from(local.queued > 0);
                 receipts.extend(local.receipt);
             },
         );
+        fanout.wake();
         metrics.forward_repeated.inc_by(repeated as u64);
         Ok(Answer {
             response: pb::ForwardResponse { delivered },

@@ -347,7 +347,7 @@ where
         alias_in: HashMap::new(),
         alias_out: HashMap::new(),
         metrics,
-        scratch: Vec::new(),
+        fanout: Default::default(),
         outbox: Vec::new(),
         written: [0; 3],
         resend: Default::default(),

@@ -43,7 +43,12 @@ where
             Packet::PubRec(r) => self.handle_pubrec(r),
             Packet::PubRel(r) => self.handle_pubrel(r),
             Packet::PubComp(r) => self.handle_pubcomp(r),
-            Packet::Subscribe(s) => self.handle_subscribe(s).await,
+            Packet::Subscribe(s) => {
+                // It may wait on the placement center: wake the subscribers of the
+                // messages published before it first.
+                self.fanout.wake();
+                self.handle_subscribe(s).await
+            }
             Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
             Packet::PingReq => {
                 self.send(Packet::PingResp);
@@ -133,13 +138,13 @@ where
             // message) is part of the message's trace.
             let span = self.broker.tracer.publish_span(&mut message);
             let message = Arc::new(message);
-            let queued = match self.broker.publish_now(&message, &mut self.scratch) {
+            let queued = match self.broker.publish_now(&message, &mut self.fanout) {
                 Ok(published) => published,
                 // Boxed: the rare publish that waits (retained, or held up by a full
                 // forward queue) must not make every PUBLISH's future as large as its own.
                 Err(rest) => {
                     let publish =
-                        Box::pin(self.broker.publish_rest(message, rest, &mut self.scratch));
+                        Box::pin(self.broker.publish_rest(message, rest, &mut self.fanout));
                     match &span {
                         Some(span) => publish.with_context(span.context()).await,
                         None => publish.await,

@@ -31,9 +31,9 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::broker::Broker;
 use crate::config::ListenerProtocol;
+use crate::fanout::Fanout;
 use crate::message::Will;
 use crate::metrics::ConnectionMetrics;
-use crate::router::Target;
 use crate::session::{Kick, Session};
 use crate::sys::SysStats;
 
@@ -111,8 +111,9 @@ pub(crate) struct Client<R, W> {
     /// Topic aliases we set up (topic → alias).
     alias_out: HashMap<ByteString, u16>,
     metrics: ConnectionMetrics,
-    /// Reused by every publish to collect routing targets without allocating.
-    scratch: Vec<Target>,
+    /// Reused by every publish to collect routing targets without allocating; holds the
+    /// subscribers' wake-ups until the packets of one read are handled (`crate::fanout`).
+    fanout: Fanout,
     /// Reused to hold QoS 0 deliveries taken off the session queue while they are
     /// written (`outbound.rs`); allocated on the first.
     outbox: Vec<crate::message::Delivery>,
@@ -196,9 +197,7 @@ where
                     match read {
                         Ok(0) => return Close::PeerClosed,
                         Ok(n) => {
-                            self.last_read = Instant::now();
-                            self.metrics.bytes_received.inc_by(n as u64);
-                            SysStats::add(&self.broker.stats.bytes_received, n as u64);
+                            self.received(n);
                             if let Err(close) = self.process_input().await {
                                 return close;
                             }
@@ -225,8 +224,45 @@ where
         }
     }
 
-    /// Handles every whole packet in the read buffer.
+    /// Handles every whole packet in the read buffer, and what else is already waiting
+    /// on the socket, then wakes the connections of the sessions it queued messages for
+    /// (`crate::fanout`).
     async fn process_input(&mut self) -> Result<(), Close> {
+        let handled = self.handle_input().await;
+        self.fanout.wake();
+        handled
+    }
+
+    async fn handle_input(&mut self) -> Result<(), Close> {
+        use futures::FutureExt;
+        loop {
+            self.handle_packets().await?;
+            if self.fanout.held() == 0 || self.acks.len() >= MAX_PENDING_ACKS {
+                return Ok(());
+            }
+            // Only what is there now: a read that would wait ends the batch. It costs no
+            // extra system call: the one that finds the socket empty is made here
+            // instead of in the event loop's next read.
+            let read =
+                tokio::io::AsyncReadExt::read_buf(&mut self.io.reader, &mut self.io.read_buf)
+                    .now_or_never();
+            match read {
+                None => return Ok(()),
+                Some(Ok(0)) => return Err(Close::PeerClosed),
+                Some(Ok(n)) => self.received(n),
+                Some(Err(_)) => return Err(Close::Io),
+            }
+        }
+    }
+
+    /// Accounts for `n` bytes read from the client.
+    fn received(&mut self, n: usize) {
+        self.last_read = Instant::now();
+        self.metrics.bytes_received.inc_by(n as u64);
+        SysStats::add(&self.broker.stats.bytes_received, n as u64);
+    }
+
+    async fn handle_packets(&mut self) -> Result<(), Close> {
         loop {
             match self.io.next_packet(Some(self.version)) {
                 Ok(Some(packet)) => self.handle(packet).await?,

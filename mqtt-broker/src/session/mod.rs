@@ -191,27 +191,32 @@ impl Session {
     /// last two cases it comes back to the queue without being woken (at once, or when
     /// an acknowledgement opens the window).
     pub fn enqueue(&self, delivery: Delivery, limits: QueueLimits) -> Enqueued {
-        {
-            let mut state = self.lock();
-            if state.ended {
-                return Enqueued::DroppedOffline;
-            }
-            if state.connection.is_none()
-                && delivery.qos == QoS::AtMostOnce
-                && !limits.queue_qos0_offline
-            {
-                return Enqueued::DroppedOffline;
-            }
-            if state.queue.len() >= limits.max_queued {
-                return Enqueued::DroppedQueueFull;
-            }
-            state.queue.push_back(delivery);
-            if state.queue.len() > 1 {
-                return Enqueued::Queued;
-            }
+        let (enqueued, wake) = self.push(delivery, limits);
+        if wake {
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
-        Enqueued::Queued
+        enqueued
+    }
+
+    /// [`Session::enqueue`] without the wake-up: also returns whether the owning
+    /// connection must be woken (the queue was empty), which the caller then does
+    /// through [`Session::wake`] (see `crate::fanout`).
+    pub fn push(&self, delivery: Delivery, limits: QueueLimits) -> (Enqueued, bool) {
+        let mut state = self.lock();
+        if state.ended {
+            return (Enqueued::DroppedOffline, false);
+        }
+        if state.connection.is_none()
+            && delivery.qos == QoS::AtMostOnce
+            && !limits.queue_qos0_offline
+        {
+            return (Enqueued::DroppedOffline, false);
+        }
+        if state.queue.len() >= limits.max_queued {
+            return (Enqueued::DroppedQueueFull, false);
+        }
+        state.queue.push_back(delivery);
+        (Enqueued::Queued, state.queue.len() == 1)
     }
 }
 

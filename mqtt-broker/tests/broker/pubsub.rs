@@ -57,6 +57,55 @@ async fn a_backed_up_subscriber_gets_mixed_qos_in_publish_order() {
     sub.nothing().await;
 }
 
+/// Messages that arrive in one write reach every subscriber, in order, wherever they
+/// sit in the batch: the broker holds the subscribers' wake-ups while it routes what it
+/// read, and sends them every 256 messages, before a publish that waits (a retained
+/// one) and when no more input is waiting.
+#[tokio::test]
+async fn every_message_of_one_read_reaches_every_subscriber() {
+    const MESSAGES: u16 = 400;
+    const RETAINED: u16 = 100;
+    let b = TestBroker::start().await;
+    let mut subs = Vec::new();
+    for i in 0..3 {
+        let mut sub = Raw::connected(b.tcp(), ProtocolVersion::V5, &format!("batch-sub-{i}")).await;
+        sub.subscribe("batch/#", qos_opts(QoS::AtMostOnce), None)
+            .await;
+        subs.push(sub);
+    }
+    let mut publisher = Raw::connected(b.tcp(), ProtocolVersion::V5, "batch-pub").await;
+    let batch = |numbers: std::ops::Range<u16>| {
+        let mut bytes = bytes::BytesMut::new();
+        for i in numbers {
+            let packet = Packet::Publish(mqtt_codec::Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: i == RETAINED,
+                topic: "batch/x".into(),
+                packet_id: None,
+                payload: i.to_be_bytes().to_vec().into(),
+                properties: Default::default(),
+            });
+            mqtt_codec::encode(&packet, ProtocolVersion::V5, &mut bytes).unwrap();
+        }
+        bytes
+    };
+    // Then three more in one write, into queues that are empty by then: only the wake-up
+    // at the end of the read sends them.
+    for numbers in [0..MESSAGES, MESSAGES..MESSAGES + 3] {
+        publisher.send_bytes(&batch(numbers.clone())).await;
+        for sub in &mut subs {
+            for expected in numbers.clone() {
+                let p = sub.publish().await;
+                assert_eq!(p.payload[..], expected.to_be_bytes(), "publish order");
+            }
+        }
+    }
+    for sub in &mut subs {
+        sub.nothing().await;
+    }
+}
+
 #[tokio::test]
 async fn v311_round_trip_at_every_qos_then_unsubscribe() {
     let b = TestBroker::start().await;
