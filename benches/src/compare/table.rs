@@ -16,8 +16,9 @@ pub struct Row {
     pub values: Vec<(BrokerKind, Option<f64>)>,
     pub vs_rumqttd: Option<f64>,
     pub vs_mosquitto: Option<f64>,
-    /// The goal for this row and whether it is met.
-    pub goal: Option<(String, bool)>,
+    /// The goal for this row and whether it is met: `None` when a broker it is
+    /// measured against was not part of the run.
+    pub goal: Option<(String, Option<bool>)>,
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -80,16 +81,15 @@ pub fn rows(cmp: &Comparison) -> Vec<Row> {
             let goal = match (preset, name) {
                 (Preset::FanInQos0 | Preset::FanOutQos0, "received msg/s") => Some((
                     "≥1.5× mosquitto, ≥1.2× rumqttd".to_owned(),
-                    vm.is_some_and(|v| v >= 1.5) && vr.is_some_and(|v| v >= 1.2),
+                    vm.zip(vr).map(|(vm, vr)| vm >= 1.5 && vr >= 1.2),
                 )),
                 (Preset::P2pQos1, "latency p99 ms") => {
-                    let best = [get(BrokerKind::Rumqttd), get(BrokerKind::Mosquitto)]
-                        .into_iter()
-                        .flatten()
-                        .fold(f64::INFINITY, f64::min);
+                    let best = get(BrokerKind::Rumqttd)
+                        .zip(get(BrokerKind::Mosquitto))
+                        .map(|(r, m)| r.min(m));
                     Some((
                         "≤ the better of the two".to_owned(),
-                        get(BrokerKind::Ours).is_some_and(|o| o <= best),
+                        best.map(|best| get(BrokerKind::Ours).is_some_and(|o| o <= best)),
                     ))
                 }
                 _ => None,
@@ -130,7 +130,12 @@ pub fn markdown(cmp: &Comparison) -> String {
     for r in rows(cmp) {
         let v = |i: usize| fmt_value(r.values[i].1);
         let goal = r.goal.as_ref().map_or(String::new(), |(g, met)| {
-            format!("{g}: {}", if *met { "met" } else { "**missed**" })
+            let verdict = match met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "not judged (needs rumqttd and mosquitto in the run)",
+            };
+            format!("{g}: {verdict}")
         });
         let _ = writeln!(
             s,
@@ -210,12 +215,16 @@ mod tests {
         assert_eq!(tput.values[0].1, Some(200.0), "median of three rounds");
         assert!((tput.vs_rumqttd.unwrap() - 200.0 / 150.0).abs() < 1e-9);
         assert_eq!(tput.vs_mosquitto, Some(2.0));
-        assert!(tput.goal.as_ref().unwrap().1);
+        assert_eq!(tput.goal.as_ref().unwrap().1, Some(true));
         let p99 = rows
             .iter()
             .find(|r| r.scenario == "p2p qos1" && r.metric == "latency p99 ms")
             .unwrap();
-        assert!(!p99.goal.as_ref().unwrap().1, "3 ms > rumqttd 2 ms");
+        assert_eq!(
+            p99.goal.as_ref().unwrap().1,
+            Some(false),
+            "3 ms > rumqttd 2 ms"
+        );
         let md = markdown(&cmp);
         assert!(
             md.contains(
@@ -224,5 +233,29 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**missed**"));
+    }
+
+    #[test]
+    fn a_goal_against_a_broker_left_out_is_not_judged() {
+        let mut cmp = Comparison::default();
+        let fan_out = cmp.runs.entry(Preset::FanOutQos0).or_default();
+        fan_out.insert(BrokerKind::Ours, vec![report(300.0, 1)]);
+        fan_out.insert(BrokerKind::Rumqttd, vec![report(100.0, 1)]);
+        let p2p = cmp.runs.entry(Preset::P2pQos1).or_default();
+        p2p.insert(BrokerKind::Ours, vec![report(1.0, 1000)]);
+        p2p.insert(BrokerKind::Mosquitto, vec![report(1.0, 4000)]);
+        let rows = rows(&cmp);
+        let goal = |scenario: &str, metric: &str| {
+            rows.iter()
+                .find(|r| r.scenario == scenario && r.metric == metric)
+                .and_then(|r| r.goal.clone())
+                .unwrap()
+                .1
+        };
+        assert_eq!(goal("fan-out qos0", "received msg/s"), None, "no mosquitto");
+        assert_eq!(goal("p2p qos1", "latency p99 ms"), None, "no rumqttd");
+        let md = markdown(&cmp);
+        assert!(!md.contains("**missed**"), "{md}");
+        assert!(md.contains("not judged"), "{md}");
     }
 }
