@@ -112,7 +112,8 @@ pub(crate) struct Client<R, W> {
     alias_out: HashMap<ByteString, u16>,
     metrics: ConnectionMetrics,
     /// Reused by every publish to collect routing targets without allocating; holds the
-    /// subscribers' wake-ups until the packets of one read are handled (`crate::fanout`).
+    /// subscribers' wake-ups until the input waiting on the socket is handled
+    /// (`crate::fanout`).
     fanout: Fanout,
     /// Reused to hold QoS 0 deliveries taken off the session queue while they are
     /// written (`outbound.rs`); allocated on the first.
