@@ -20,7 +20,7 @@ use crate::message::{Delivery, Message, Will};
 use crate::message_trace::MessageTracer;
 use crate::metrics::{BrokerMetrics, DropReason};
 use crate::retained::{MemoryRetainedStore, RetainedStore};
-use crate::router::{Router, SharedSelection, Target};
+use crate::router::{Router, SharedSelection};
 use crate::session::{Enqueued, QueueLimits, Session, SessionRegistry, Subscription};
 use crate::sys::SysStats;
 
@@ -135,8 +135,8 @@ impl Broker {
     /// peer with matching subscribers. QoS 1/2 waits here for room in a peer's forward
     /// queue (backpressure). `fanout` is reused across calls to avoid an allocation per
     /// message, and holds the wake-ups of the sessions it queued for (see
-    /// [`crate::fanout`]). Returns the number of local sessions and peers it went to, and what the
-    /// publisher's acknowledgement must wait for (with durability on).
+    /// [`crate::fanout`]). Returns the number of local sessions and peers it went to,
+    /// and what the publisher's acknowledgement must wait for (with durability on).
     pub async fn publish(&self, message: Arc<Message>, fanout: &mut Fanout) -> Published {
         match self.publish_now(&message, fanout) {
             Ok(published) => published,
@@ -272,21 +272,11 @@ impl Broker {
     /// Queues `message` for the routed `targets` (drained). QoS 1/2 deliveries to
     /// journaled (persistent) sessions are written to the session log first, so that an
     /// acknowledgement can never be written before the record it acknowledges.
+    ///
+    /// A session whose queue stops being empty is held in `fanout`, to be woken when the
+    /// publisher's batch is done (`crate::fanout`).
     fn enqueue_targets(&self, message: &Arc<Message>, fanout: &mut Fanout) -> Delivered {
-        let mut targets = std::mem::take(&mut fanout.targets);
-        let delivered = self.enqueue_each(message, &mut targets, fanout);
-        // Back for the next message, with its capacity.
-        fanout.targets = targets;
-        fanout.routed();
-        delivered
-    }
-
-    fn enqueue_each(
-        &self,
-        message: &Arc<Message>,
-        targets: &mut Vec<Target>,
-        fanout: &mut Fanout,
-    ) -> Delivered {
+        let targets = &mut fanout.targets;
         let limits = self.queue_limits();
         let log = self
             .session_log()
@@ -343,7 +333,7 @@ impl Broker {
             if enqueued == Enqueued::Queued {
                 queued += 1;
                 if wake {
-                    fanout.hold(target.session);
+                    fanout.wakes.push(target.session);
                 }
                 continue;
             }
@@ -355,6 +345,7 @@ impl Broker {
                 _ => self.metrics.dropped(target.qos, DropReason::queue_full),
             }
         }
+        fanout.routed();
         Delivered { queued, receipt }
     }
 

@@ -34,17 +34,12 @@ pub struct Fanout {
     /// The targets of the message being routed (drained by each publish).
     pub(crate) targets: Vec<Target>,
     /// Sessions whose queue stopped being empty since the last [`Fanout::wake`].
-    wakes: Vec<Arc<Session>>,
+    pub(crate) wakes: Vec<Arc<Session>>,
     /// Messages routed since the last [`Fanout::wake`].
     routed: usize,
 }
 
 impl Fanout {
-    /// Notes that `session`'s connection must be woken.
-    pub(crate) fn hold(&mut self, session: Arc<Session>) {
-        self.wakes.push(session);
-    }
-
     /// Counts one routed message; wakes the held sessions once [`WAKE_AFTER`] have been.
     pub(crate) fn routed(&mut self) {
         self.routed += 1;
@@ -92,7 +87,7 @@ mod tests {
     fn held_wake_ups_go_out_when_asked() {
         let s = session();
         let mut fanout = Fanout::default();
-        fanout.hold(s.clone());
+        fanout.wakes.push(s.clone());
         fanout.routed();
         assert!(!woken(&s));
         assert_eq!(fanout.held(), 1);
@@ -105,7 +100,7 @@ mod tests {
     fn held_wake_ups_go_out_after_a_bounded_number_of_messages() {
         let s = session();
         let mut fanout = Fanout::default();
-        fanout.hold(s.clone());
+        fanout.wakes.push(s.clone());
         for _ in 1..WAKE_AFTER {
             fanout.routed();
         }
@@ -118,7 +113,7 @@ mod tests {
     fn dropping_the_fanout_wakes_what_it_held() {
         let s = session();
         let mut fanout = Fanout::default();
-        fanout.hold(s.clone());
+        fanout.wakes.push(s.clone());
         drop(fanout);
         assert!(woken(&s));
     }

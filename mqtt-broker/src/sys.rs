@@ -85,6 +85,7 @@ pub fn publish_once(broker: &Broker) {
             trace: None,
         };
         broker.publish_local(Arc::new(message), &mut fanout);
-        fanout.wake();
     }
+    // The subscribers get the whole set with one wake-up each.
+    fanout.wake();
 }
